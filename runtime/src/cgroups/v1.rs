@@ -1,0 +1,60 @@
+//! cgroup v1 backend (to be written).
+
+use std::path::Path;
+
+use nix::unistd::Pid;
+use oci_spec::runtime::LinuxResources;
+use serde::{Deserialize, Serialize};
+
+use super::{CgroupManager, CgroupMount, CgroupState, FreezerState, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct V1State {}
+
+#[derive(Debug)]
+pub struct V1Manager {}
+
+impl V1Manager {
+    pub fn new(path: &Path) -> Result<Self> {
+        let _ = path;
+        todo!()
+    }
+    pub fn from_state(state: &V1State) -> Self {
+        let _ = state;
+        todo!()
+    }
+}
+
+impl CgroupManager for V1Manager {
+    fn create(&mut self, resources: Option<&LinuxResources>) -> Result<()> {
+        let _ = resources;
+        todo!()
+    }
+    fn apply(&self, resources: &LinuxResources) -> Result<()> {
+        let _ = resources;
+        todo!()
+    }
+    fn add_task(&self, pid: Pid) -> Result<()> {
+        let _ = pid;
+        todo!()
+    }
+    fn pids(&self) -> Result<Vec<Pid>> {
+        todo!()
+    }
+    fn freeze(&self, state: FreezerState) -> Result<()> {
+        let _ = state;
+        todo!()
+    }
+    fn frozen(&self) -> Result<bool> {
+        todo!()
+    }
+    fn remove(&self) -> Result<()> {
+        todo!()
+    }
+    fn state(&self) -> CgroupState {
+        CgroupState::V1(V1State {})
+    }
+    fn container_mounts(&self) -> Vec<CgroupMount> {
+        todo!()
+    }
+}
