@@ -1,0 +1,395 @@
+//! Every namespace, mount kind, masked/readonly path, capability set,
+//! seccomp and rlimit really takes effect, seen from inside a container.
+
+mod common;
+
+use common::{Bundle, Rt, unique_id};
+use serde_json::json;
+
+fn sh(script: &str) -> Bundle {
+    Bundle::new(&["sh", "-c", script])
+}
+
+#[test]
+fn namespaces_isolate() {
+    let rt = Rt::new();
+    let b = sh(
+        "echo pid=$$; hostname; ls /sys/class/net; readlink /proc/self/ns/ipc; readlink /proc/self/ns/uts; cat /proc/self/uid_map",
+    );
+    let (code, out, err) = rt.run_bundle(&unique_id("ns"), &b);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0], "pid=1",
+        "the process is pid 1 of its own pid namespace: {out}"
+    );
+    assert_eq!(lines[1], "berth", "{out}");
+    assert_eq!(
+        lines[2], "lo",
+        "only loopback in a new network namespace: {out}"
+    );
+    let host_ipc = std::fs::read_link("/proc/self/ns/ipc").unwrap();
+    let host_uts = std::fs::read_link("/proc/self/ns/uts").unwrap();
+    assert_ne!(lines[3], host_ipc.to_str().unwrap());
+    assert_ne!(lines[4], host_uts.to_str().unwrap());
+    assert_eq!(
+        lines[5].split_whitespace().collect::<Vec<_>>(),
+        ["0", "0", "4294967295"]
+    );
+}
+
+#[test]
+fn user_namespace_maps_ids() {
+    let rt = Rt::new();
+    let mut b = sh(
+        "cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g; touch /tmp/owned && stat -c %u /tmp/owned",
+    );
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    // The rootfs belongs to host root; let the mapped root write /tmp.
+    std::fs::set_permissions(
+        b.rootfs().join("tmp"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .unwrap();
+    let (code, out, err) = rt.run_bundle(&unique_id("userns"), &b);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0], ["0", "100000", "65536"], "{out}");
+    assert_eq!(lines[1], ["0", "100000", "65536"], "{out}");
+    assert_eq!(lines[2], ["0"]);
+    assert_eq!(lines[3], ["0"]);
+    assert_eq!(lines[4], ["0"], "root inside owns what it creates: {out}");
+    let host_uid = std::os::unix::fs::MetadataExt::uid(
+        &std::fs::metadata(b.rootfs().join("tmp/owned")).unwrap(),
+    );
+    assert_eq!(
+        host_uid, 100000,
+        "on the host the file belongs to the mapped uid"
+    );
+}
+
+#[test]
+fn readonly_masked_and_root_readonly() {
+    let rt = Rt::new();
+    let mut b = sh(
+        "echo x > /proc/sys/kernel/domainname 2>/tmp/e1; cat /tmp/e1; \
+         wc -c < /proc/kcore; ls /sys/firmware | wc -l; \
+         touch /newfile 2>&1",
+    );
+    b.config["root"]["readonly"] = json!(true);
+    b.add_mount(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777", "size=1m"]}));
+    let (_, out, err) = rt.run_bundle(&unique_id("ro"), &b);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].contains("Read-only file system"),
+        "readonly path: {out}{err}"
+    );
+    assert_eq!(
+        lines[1].trim(),
+        "0",
+        "masked file reads as /dev/null: {out}"
+    );
+    assert_eq!(
+        lines[2].trim(),
+        "0",
+        "masked directory is an empty tmpfs: {out}"
+    );
+    assert!(
+        lines[3].contains("Read-only file system"),
+        "readonly root: {out}"
+    );
+}
+
+#[test]
+fn mounts_bind_tmpfs_and_propagation_flags() {
+    let rt = Rt::new();
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("data"), "from-host\n").unwrap();
+    let mut b = sh(
+        "cat /ro/data; echo y > /ro/new 2>&1; echo z > /rw/new && echo rw-ok; \
+         stat -c %a /scratch; grep ' /scratch ' /proc/mounts; \
+         grep ' /ro ' /proc/mounts; cat /dev/mqueue >/dev/null && echo mq-ok; \
+         grep -c devpts /proc/mounts",
+    );
+    let src = host.path().to_str().unwrap();
+    b.add_mount(json!({"destination": "/ro", "type": "bind", "source": src, "options": ["rbind", "ro", "nosuid", "nodev", "rprivate"]}));
+    b.add_mount(
+        json!({"destination": "/rw", "type": "none", "source": src, "options": ["bind", "rw"]}),
+    );
+    b.add_mount(json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["size=512k", "mode=0710", "noexec"]}));
+    let (code, out, err) = rt.run_bundle(&unique_id("mounts"), &b);
+    assert_eq!(code, 0, "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "from-host");
+    assert!(lines[1].contains("Read-only file system"), "{out}");
+    assert_eq!(lines[2], "rw-ok");
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("new")).unwrap(),
+        "z\n"
+    );
+    assert_eq!(lines[3], "710", "tmpfs mode: {out}");
+    assert!(
+        lines[4].contains("tmpfs") && lines[4].contains("noexec") && lines[4].contains("size=512k"),
+        "{out}"
+    );
+    assert!(
+        lines[5].contains("ro,") && lines[5].contains("nosuid") && lines[5].contains("nodev"),
+        "{out}"
+    );
+    assert_eq!(lines[6], "mq-ok");
+    assert_eq!(lines[7], "1");
+    assert!(
+        common::host_mounts_mentioning(src).is_empty(),
+        "no mount leaks to the host"
+    );
+}
+
+#[test]
+fn dev_has_default_devices_and_links() {
+    let rt = Rt::new();
+    let mut b = sh(
+        "for d in null zero full random urandom tty; do stat -c '%n %t:%T %a' /dev/$d; done; \
+         readlink /dev/fd /dev/stdin /dev/ptmx; stat -c '%n %t:%T %a' /dev/mydev; \
+         head -c 4 /dev/zero | wc -c; echo ok > /dev/null && echo null-ok",
+    );
+    b.config["linux"]["devices"] = json!([{"path": "/dev/mydev", "type": "c", "major": 1, "minor": 3, "fileMode": 0o640, "uid": 0, "gid": 0}]);
+    let (code, out, err) = rt.run_bundle(&unique_id("dev"), &b);
+    assert_eq!(code, 0, "{out}{err}");
+    for want in [
+        "/dev/null 1:3 666",
+        "/dev/zero 1:5 666",
+        "/dev/full 1:7 666",
+        "/dev/random 1:8 666",
+        "/dev/urandom 1:9 666",
+        "/dev/tty 5:0 666",
+        "/proc/self/fd",
+        "/proc/self/fd/0",
+        "pts/ptmx",
+        "/dev/mydev 1:3 640",
+        "4",
+        "null-ok",
+    ] {
+        assert!(
+            out.lines().any(|l| l.trim() == want),
+            "missing {want:?} in:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn capabilities_are_exactly_the_configured_sets() {
+    let rt = Rt::new();
+    let mut b = sh("grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb)' /proc/self/status");
+    let caps = json!(["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW"]);
+    b.config["process"]["capabilities"] = json!({
+        "bounding": caps, "effective": caps, "permitted": caps, "inheritable": ["CAP_KILL"], "ambient": ["CAP_KILL"]
+    });
+    let (code, out, err) = rt.run_bundle(&unique_id("caps"), &b);
+    assert_eq!(code, 0, "{err}");
+    // CHOWN=0, KILL=5, NET_RAW=13
+    let want = (1u64 << 0) | (1 << 5) | (1 << 13);
+    let get = |k: &str| {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(k))
+            .unwrap_or_else(|| panic!("{k} in {out}"));
+        u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    assert_eq!(get("CapEff"), want, "{out}");
+    assert_eq!(get("CapPrm"), want, "{out}");
+    assert_eq!(get("CapBnd"), want, "{out}");
+    assert_eq!(get("CapInh"), 1 << 5, "{out}");
+    assert_eq!(get("CapAmb"), 1 << 5, "{out}");
+}
+
+#[test]
+fn non_root_user_with_groups_and_umask() {
+    let rt = Rt::new();
+    let mut b = sh("id -u; id -g; id -G; umask; grep CapEff /proc/self/status");
+    b.config["process"]["user"] =
+        json!({"uid": 1000, "gid": 1001, "additionalGids": [5, 7], "umask": 0o027});
+    let (code, out, err) = rt.run_bundle(&unique_id("user"), &b);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1000");
+    assert_eq!(lines[1], "1001");
+    let mut groups: Vec<&str> = lines[2].split_whitespace().collect();
+    groups.sort();
+    assert_eq!(groups, ["1001", "5", "7"]);
+    assert_eq!(lines[3], "0027");
+    // The default config's sets survive the uid change (ambient caps).
+    assert!(
+        lines[4].ends_with("00000000000004a0") || lines[4].ends_with("20000420"),
+        "{out}"
+    );
+}
+
+#[test]
+fn seccomp_errno_denies_mkdir_only() {
+    let rt = Rt::new();
+    let mut b = sh("mkdir /tmp/x 2>&1; echo rc=$?; echo still-working; ls -d /tmp");
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+    });
+    let (code, out, err) = rt.run_bundle(&unique_id("seccomp"), &b);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Operation not permitted"), "{out}");
+    assert!(out.contains("rc=1"), "{out}");
+    assert!(
+        out.contains("still-working") && out.contains("/tmp"),
+        "{out}"
+    );
+    assert!(!b.rootfs().join("tmp/x").exists());
+}
+
+#[test]
+fn seccomp_kill_process_and_arg_conditions() {
+    let rt = Rt::new();
+    // uname is killed only when its arg0 is 0 (never for a real call), so
+    // `uname` works; `getpid`-heavy busybox still runs; `rmdir` kills.
+    let mut b = sh("uname -s; rmdir /tmp");
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [
+            {"names": ["rmdir"], "action": "SCMP_ACT_KILL_PROCESS"},
+            {"names": ["uname"], "action": "SCMP_ACT_KILL_PROCESS", "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]}
+        ]
+    });
+    let (code, out, _) = rt.run_bundle(&unique_id("seccomp-kill"), &b);
+    assert_eq!(out.trim(), "Linux");
+    assert_eq!(code, 128 + libc::SIGSYS, "killed by SIGSYS");
+}
+
+#[test]
+fn rlimits_are_visible_to_ulimit() {
+    let rt = Rt::new();
+    let mut b = sh("ulimit -n; ulimit -Hn; ulimit -c");
+    b.config["process"]["rlimits"] = json!([
+        {"type": "RLIMIT_NOFILE", "soft": 512, "hard": 768},
+        {"type": "RLIMIT_CORE", "soft": 0, "hard": 0}
+    ]);
+    let (code, out, err) = rt.run_bundle(&unique_id("rlimit"), &b);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["512", "768", "0"]);
+}
+
+#[test]
+fn sysctl_hostname_domainname() {
+    let rt = Rt::new();
+    let mut b = sh(
+        "cat /proc/sys/net/ipv4/ip_forward; hostname; domainname 2>/dev/null || cat /proc/sys/kernel/domainname",
+    );
+    b.config["hostname"] = json!("bt-host");
+    b.config["domainname"] = json!("bt.example");
+    b.config["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+    let (code, out, err) = rt.run_bundle(&unique_id("sysctl"), &b);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["1", "bt-host", "bt.example"]
+    );
+}
+
+#[test]
+fn time_namespace_offsets_boottime() {
+    let rt = Rt::new();
+    let mut b = sh("cut -d. -f1 /proc/uptime");
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "time"}));
+    b.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 864000, "nanosecs": 0}});
+    let host: f64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (code, out, err) = rt.run_bundle(&unique_id("timens"), &b);
+    assert_eq!(code, 0, "{err}");
+    let inside: f64 = out.trim().parse().unwrap();
+    assert!(
+        inside >= host + 864000.0 - 5.0,
+        "inside {inside}, host {host}"
+    );
+}
+
+#[test]
+fn joins_a_network_namespace_by_path() {
+    let rt = Rt::new();
+    let a = unique_id("netns-a");
+    let ba = Bundle::new(&["sleep", "1000"]);
+    ba.write();
+    rt.ok(&[
+        "run",
+        "--detach",
+        "--bundle",
+        ba.path().to_str().unwrap(),
+        &a,
+    ]);
+    let pid = rt.state(&a)["pid"].as_i64().unwrap();
+    let want = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    let mut b = sh("readlink /proc/self/ns/net");
+    for ns in b.config["linux"]["namespaces"].as_array_mut().unwrap() {
+        if ns["type"] == "network" {
+            ns["path"] = json!(format!("/proc/{pid}/ns/net"));
+        }
+    }
+    let (code, out, err) = rt.run_bundle(&unique_id("netns-b"), &b);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), want.to_str().unwrap());
+}
+
+#[test]
+fn no_pivot_and_preserved_fds() {
+    let rt = Rt::new();
+    let b = sh("ls /bin/busybox && cat <&3");
+    b.write();
+    let id = unique_id("nopivot");
+    let (r, w) = nix::unistd::pipe().unwrap();
+    nix::unistd::write(&w, b"fd3-data\n").unwrap();
+    drop(w);
+    let mut cmd = rt.cmd();
+    cmd.args([
+        "run",
+        "--no-pivot",
+        "--preserve-fds",
+        "1",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        &id,
+    ]);
+    let raw = std::os::fd::IntoRawFd::into_raw_fd(r);
+    // SAFETY: in the forked child, before exec: dup2 is async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            if libc::dup2(raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    // SAFETY: closing our copy of the pipe.
+    unsafe { libc::close(raw) };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "/bin/busybox\nfd3-data\n"
+    );
+}
