@@ -4,10 +4,15 @@
 //! creates the cgroup, applies the limits and places the first process,
 //! then the init only mounts what [`AnyManager::container_mounts`] describes.
 
+mod fs;
+pub mod mountinfo;
+pub mod path;
 pub mod v1;
 pub mod v2;
 
 use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
 
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
@@ -57,6 +62,12 @@ pub enum CgroupError {
     InvalidPath { path: PathBuf, reason: String },
     #[error("linux.resources.{field}: {reason}")]
     InvalidResource { field: String, reason: String },
+    #[error("cgroup {path} did not become {state} within {waited_ms} ms")]
+    FreezeTimeout {
+        path: PathBuf,
+        state: String,
+        waited_ms: u64,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, CgroupError>;
@@ -150,10 +161,17 @@ impl AnyManager {
             Some(p) => p.to_path_buf(),
             None => PathBuf::from("/").join(id),
         };
-        match detect_setup()? {
-            CgroupSetup::Unified => Ok(AnyManager::V2(v2::V2Manager::new(&path)?)),
+        // One mountinfo parse serves both the detection and the manager.
+        let mounts = mountinfo::read()?;
+        match setup_from_mounts(&mounts)? {
+            CgroupSetup::Unified => {
+                let root = mounts
+                    .iter()
+                    .find(|m| m.v2 && m.mount_point == Path::new(mountinfo::CGROUP_ROOT));
+                Ok(AnyManager::V2(v2::V2Manager::with_mount(&path, root)?))
+            }
             CgroupSetup::Legacy | CgroupSetup::Hybrid => {
-                Ok(AnyManager::V1(v1::V1Manager::new(&path)?))
+                Ok(AnyManager::V1(v1::V1Manager::from_mounts(&path, &mounts)?))
             }
         }
     }
@@ -219,5 +237,219 @@ impl CgroupManager for AnyManager {
 
 /// Detect the host's cgroup layout from what is mounted at /sys/fs/cgroup.
 pub fn detect_setup() -> Result<CgroupSetup> {
-    todo!("cgroups helper")
+    setup_from_mounts(&mountinfo::read()?)
+}
+
+/// The layout that a set of cgroup mounts (from [`mountinfo::parse`]) makes.
+pub fn setup_from_mounts(mounts: &[mountinfo::CgroupMountInfo]) -> Result<CgroupSetup> {
+    let root = Path::new(mountinfo::CGROUP_ROOT);
+    if mounts.iter().any(|m| m.v2 && m.mount_point == root) {
+        return Ok(CgroupSetup::Unified);
+    }
+    let v1 = mounts.iter().any(|m| !m.v2);
+    let v2 = mounts.iter().any(|m| m.v2);
+    match (v1, v2) {
+        (true, true) => Ok(CgroupSetup::Hybrid),
+        (true, false) => Ok(CgroupSetup::Legacy),
+        _ => Err(CgroupError::NoHierarchy),
+    }
+}
+
+/// Allow rules for the devices every container gets: null, zero, full,
+/// random, urandom, tty, console, ptmx and the pts slaves, all `rwm`.
+/// The caller appends them after the config's own rules when it wants them.
+pub fn default_device_rules() -> Vec<LinuxDeviceCgroup> {
+    const CHAR: &[(i64, Option<i64>)] = &[
+        (1, Some(3)),
+        (1, Some(5)),
+        (1, Some(7)),
+        (1, Some(8)),
+        (1, Some(9)),
+        (5, Some(0)),
+        (5, Some(1)),
+        (5, Some(2)),
+        (136, None),
+    ];
+    CHAR.iter()
+        .map(|&(major, minor)| {
+            let mut r = LinuxDeviceCgroup::default();
+            r.set_allow(true)
+                .set_typ(Some(LinuxDeviceType::C))
+                .set_major(Some(major))
+                .set_minor(minor)
+                .set_access(Some("rwm".to_owned()));
+            r
+        })
+        .collect()
+}
+
+/// A device rule in the devices.allow / devices.deny syntax
+/// (`c 1:3 rwm`, `*` for an absent or negative number). `None` for FIFO
+/// rules: the devices controller does not govern FIFOs.
+pub fn device_rule_string(rule: &LinuxDeviceCgroup) -> Result<Option<String>> {
+    let typ = match rule.typ() {
+        None | Some(LinuxDeviceType::A) => 'a',
+        Some(LinuxDeviceType::B) => 'b',
+        Some(LinuxDeviceType::C) | Some(LinuxDeviceType::U) => 'c',
+        Some(LinuxDeviceType::P) => return Ok(None),
+    };
+    let num = |n: Option<i64>| match n {
+        Some(n) if n >= 0 => n.to_string(),
+        _ => "*".to_owned(),
+    };
+    let access = match rule.access().as_deref() {
+        None | Some("") => "rwm",
+        Some(a) => {
+            if !a.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
+                return Err(CgroupError::InvalidResource {
+                    field: "devices.access".into(),
+                    reason: format!("{a:?} is not a subset of \"rwm\""),
+                });
+            }
+            a
+        }
+    };
+    Ok(Some(format!(
+        "{typ} {}:{} {access}",
+        num(rule.major()),
+        num(rule.minor())
+    )))
+}
+
+/// Whether a rule removes every device: the kernel treats any type-`a`
+/// deny as "deny all", whatever the numbers.
+pub fn is_deny_all(rule: &LinuxDeviceCgroup) -> bool {
+    !rule.allow() && matches!(rule.typ(), None | Some(LinuxDeviceType::A))
+}
+
+/// Validate a hugepage size ("2MB", "1GB", "64KB") before it becomes part
+/// of a file name.
+pub fn check_hugepage_size(size: &str) -> Result<()> {
+    let digits = size.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &size[digits.len()..];
+    let ok = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && matches!(unit, "KB" | "MB" | "GB" | "TB" | "PB");
+    if ok {
+        Ok(())
+    } else {
+        Err(CgroupError::InvalidResource {
+            field: "hugepageLimits.pageSize".into(),
+            reason: format!("{size:?} is not a size like \"2MB\" or \"1GB\""),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup(text: &str) -> Result<CgroupSetup> {
+        setup_from_mounts(&mountinfo::parse(text))
+    }
+
+    #[test]
+    fn detects_layouts() {
+        let unified = "30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n";
+        assert_eq!(setup(unified).unwrap(), CgroupSetup::Unified);
+        let hybrid = "\
+31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw
+35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
+";
+        assert_eq!(setup(hybrid).unwrap(), CgroupSetup::Hybrid);
+        let legacy = "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n";
+        assert_eq!(setup(legacy).unwrap(), CgroupSetup::Legacy);
+        assert!(matches!(
+            setup("22 1 0:21 / /sys rw - sysfs sysfs rw\n"),
+            Err(CgroupError::NoHierarchy)
+        ));
+    }
+
+    fn rule(
+        allow: bool,
+        typ: Option<LinuxDeviceType>,
+        major: Option<i64>,
+        minor: Option<i64>,
+        access: Option<&str>,
+    ) -> LinuxDeviceCgroup {
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(allow)
+            .set_typ(typ)
+            .set_major(major)
+            .set_minor(minor)
+            .set_access(access.map(str::to_owned));
+        r
+    }
+
+    #[test]
+    fn formats_device_rules() {
+        use LinuxDeviceType::*;
+        let f = |r: &LinuxDeviceCgroup| device_rule_string(r).unwrap();
+        assert_eq!(
+            f(&rule(true, Some(C), Some(1), Some(3), Some("rwm"))).unwrap(),
+            "c 1:3 rwm"
+        );
+        assert_eq!(
+            f(&rule(true, Some(C), Some(136), None, Some("rw"))).unwrap(),
+            "c 136:* rw"
+        );
+        assert_eq!(
+            f(&rule(false, None, None, None, None)).unwrap(),
+            "a *:* rwm"
+        );
+        assert_eq!(
+            f(&rule(true, Some(B), Some(8), Some(-1), Some("r"))).unwrap(),
+            "b 8:* r"
+        );
+        assert_eq!(
+            f(&rule(true, Some(U), Some(4), Some(1), Some(""))).unwrap(),
+            "c 4:1 rwm"
+        );
+        assert_eq!(f(&rule(true, Some(P), None, None, None)), None);
+        let e = device_rule_string(&rule(true, Some(C), Some(1), Some(3), Some("rx"))).unwrap_err();
+        assert!(matches!(e, CgroupError::InvalidResource { .. }), "{e}");
+    }
+
+    #[test]
+    fn recognises_deny_all() {
+        use LinuxDeviceType::*;
+        assert!(is_deny_all(&rule(false, None, None, None, Some("rwm"))));
+        assert!(is_deny_all(&rule(false, Some(A), None, None, None)));
+        assert!(!is_deny_all(&rule(true, Some(A), None, None, None)));
+        assert!(!is_deny_all(&rule(false, Some(C), None, None, None)));
+    }
+
+    #[test]
+    fn default_rules_are_the_usual_nine() {
+        let rules: Vec<String> = default_device_rules()
+            .iter()
+            .map(|r| device_rule_string(r).unwrap().unwrap())
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                "c 1:3 rwm",
+                "c 1:5 rwm",
+                "c 1:7 rwm",
+                "c 1:8 rwm",
+                "c 1:9 rwm",
+                "c 5:0 rwm",
+                "c 5:1 rwm",
+                "c 5:2 rwm",
+                "c 136:* rwm"
+            ]
+        );
+        assert!(default_device_rules().iter().all(|r| r.allow()));
+    }
+
+    #[test]
+    fn validates_hugepage_sizes() {
+        for ok in ["2MB", "1GB", "64KB"] {
+            check_hugepage_size(ok).unwrap();
+        }
+        for bad in ["", "MB", "2mb", "2M", "2MB/../x", "1.5GB", "2 MB"] {
+            assert!(check_hugepage_size(bad).is_err(), "{bad}");
+        }
+    }
 }

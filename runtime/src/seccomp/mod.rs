@@ -9,8 +9,25 @@
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::LinuxSeccomp;
+use oci_spec::runtime::{Arch, LinuxSeccomp};
 use serde::{Deserialize, Serialize};
+
+mod arch;
+mod bpf;
+mod cache;
+mod compile;
+#[cfg(test)]
+mod emulator;
+mod install;
+#[cfg(test)]
+mod tests;
+
+pub use bpf::MAX_INSNS;
+pub use compile::{
+    FLAG_LOG, FLAG_NEW_LISTENER, FLAG_SPEC_ALLOW, FLAG_TSYNC, FLAG_TSYNC_ESRCH,
+    FLAG_WAIT_KILLABLE_RECV, RET_ALLOW, RET_ERRNO, RET_KILL_PROCESS, RET_KILL_THREAD, RET_LOG,
+    RET_TRACE, RET_TRAP, RET_USER_NOTIF,
+};
 
 /// One instruction of a classic BPF program, as the kernel takes it.
 pub use seccompiler::sock_filter;
@@ -61,17 +78,29 @@ pub struct CompiledFilter {
 }
 
 /// Compile a profile for the architecture this binary runs on.
+///
+/// The filter covers the host's own ABI and those of the profile's
+/// `architectures` that can run here (x86 and x32 on x86_64, arm on
+/// aarch64); other listed architectures are ignored and any syscall made
+/// through an ABI the filter does not cover kills the process.
 pub fn compile(profile: &LinuxSeccomp) -> Result<CompiledFilter> {
-    let _ = profile;
-    todo!("seccomp helper")
+    let host = arch::Host::current().ok_or_else(|| {
+        SeccompError::Invalid(format!(
+            "no seccomp support for host architecture {}",
+            std::env::consts::ARCH
+        ))
+    })?;
+    compile::compile_for(profile, host)
 }
 
 /// Compile through an on-disk cache in `cache_dir`, keyed by a hash of the
 /// profile, so a profile is compiled once and reused by later containers
 /// and by `exec`.
+///
+/// A missing, unreadable or corrupt entry is recompiled and rewritten; only
+/// failing to write the cache is an error.
 pub fn compile_cached(profile: &LinuxSeccomp, cache_dir: &Path) -> Result<CompiledFilter> {
-    let _ = (profile, cache_dir);
-    todo!("seccomp helper")
+    cache::compile_cached(profile, cache_dir)
 }
 
 /// Install the filter on the calling thread. Returns the user-notification
@@ -79,7 +108,38 @@ pub fn compile_cached(profile: &LinuxSeccomp, cache_dir: &Path) -> Result<Compil
 ///
 /// Without no_new_privs this needs CAP_SYS_ADMIN, so the init installs it
 /// before dropping capabilities in that case.
+///
+/// Does not allocate, lock or log, so it may run in a child forked from a
+/// multi-threaded process. The filter applies to the calling thread (to
+/// all threads with SECCOMP_FILTER_FLAG_TSYNC) and everything it execs.
 pub fn install(filter: &CompiledFilter) -> Result<Option<OwnedFd>> {
-    let _ = filter;
-    todo!("seccomp helper")
+    install::install(filter)
+}
+
+/// Parses a seccomp architecture name such as `SCMP_ARCH_X86_64`.
+pub fn arch_from_name(name: &str) -> Result<Arch> {
+    name.parse()
+        .map_err(|_| SeccompError::UnknownArch(name.to_owned()))
+}
+
+/// Parses a `linux.seccomp` object, reporting an unknown architecture name
+/// as [`SeccompError::UnknownArch`] rather than as a generic serde error
+/// (oci-spec's `Arch` enum cannot hold one, so [`compile`] never sees it).
+pub fn parse_profile(json: &str) -> Result<LinuxSeccomp> {
+    #[derive(Deserialize)]
+    struct Arches {
+        #[serde(default)]
+        architectures: Option<Vec<serde_json::Value>>,
+    }
+    if let Ok(Arches {
+        architectures: Some(arches),
+    }) = serde_json::from_str::<Arches>(json)
+    {
+        for a in arches {
+            if let serde_json::Value::String(name) = a {
+                arch_from_name(&name)?;
+            }
+        }
+    }
+    serde_json::from_str(json).map_err(|e| SeccompError::Invalid(e.to_string()))
 }
