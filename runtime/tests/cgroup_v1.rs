@@ -333,7 +333,11 @@ fn nested_absolute_path_creates_and_removes_only_its_own_dirs() {
 
     b.create(None).unwrap();
     for h in b.hierarchies() {
-        assert_eq!(h.created, std::slice::from_ref(&h.path), "only the leaf is b's");
+        assert_eq!(
+            h.created,
+            std::slice::from_ref(&h.path),
+            "only the leaf is b's"
+        );
     }
 
     // a's parents still hold b: they stay.

@@ -1087,3 +1087,53 @@ fn podman_profile_agrees_with_a_direct_reading() {
         }
     }
 }
+
+/// Timings for the report; run with
+/// `cargo test --release -p berth-runtime --lib seccomp::tests::timings -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing report, not a check"]
+fn timings() {
+    use std::time::{Duration, Instant};
+    fn median(mut f: impl FnMut(), n: usize) -> Duration {
+        let mut t: Vec<Duration> = (0..n)
+            .map(|_| {
+                let s = Instant::now();
+                f();
+                s.elapsed()
+            })
+            .collect();
+        t.sort();
+        t[n / 2]
+    }
+    let p = podman_profile_for_amd64();
+    let mut raw = podman_json();
+    raw["architectures"] = json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]);
+    let raw: LinuxSeccomp = serde_json::from_value(raw).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    super::compile_cached(&p, dir.path()).unwrap();
+    let n = 500;
+    eprintln!(
+        "podman (amd64, 3 ABIs): {} insns; compile {:?}; cache key {:?}; cache hit {:?}",
+        build(&p).program.len(),
+        median(|| drop(super::compile(&p).unwrap()), n),
+        median(|| drop(super::cache::key(&p).unwrap()), n),
+        median(|| drop(super::compile_cached(&p, dir.path()).unwrap()), n),
+    );
+    let miss_dir = tempfile::tempdir().unwrap();
+    let mut i = 0;
+    eprintln!(
+        "cache miss (compile + write): {:?}",
+        median(
+            || {
+                i += 1;
+                drop(super::compile_cached(&p, &miss_dir.path().join(i.to_string())).unwrap())
+            },
+            100
+        )
+    );
+    eprintln!(
+        "podman file as-is (all entries): {} insns; compile {:?}",
+        build(&raw).program.len(),
+        median(|| drop(super::compile(&raw).unwrap()), n),
+    );
+}
