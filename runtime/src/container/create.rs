@@ -165,6 +165,13 @@ impl Runtime {
         dir.write_atomic(CONFIG_FILE, &bundle.raw)?;
         nix::unistd::mkfifo(&dir.fifo_path(), Mode::from_bits_truncate(0o622))
             .map_err(sys("creating exec.fifo"))?;
+        // The init may run as any uid by the time it opens the fifo, and
+        // mkfifo's mode went through our umask.
+        std::fs::set_permissions(
+            dir.fifo_path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o622),
+        )
+        .map_err(io("setting exec.fifo permissions"))?;
         let fifo = open_path(&dir.fifo_path())?;
 
         let seccomp = match linux.seccomp() {

@@ -183,12 +183,9 @@ impl Runtime {
         }
         let pid = started.expect("Ready follows InitPid");
         // The channel closes on exec; an error before that is an exec failure.
-        match chan.recv() {
-            Ok(Some((Msg::Error(e), _))) => {
-                let _ = waitpid(pid, None);
-                return Err(Error::Child(e));
-            }
-            Ok(_) | Err(_) => {}
+        if let Ok(Some((Msg::Error(e), _))) = chan.recv() {
+            let _ = waitpid(pid, None);
+            return Err(Error::Child(e));
         }
         let console = match console_back {
             Some(sock) => Some(crate::tty::recv_fd(sock.as_raw_fd())?),

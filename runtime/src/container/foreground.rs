@@ -90,6 +90,9 @@ pub fn wait(pid: i32, console: Option<OwnedFd>) -> Result<i32> {
     let mut stdin_open = master.is_some();
     let mut status: Option<i32> = None;
     let mut exited_at: Option<Instant> = None;
+    // SIGCHLD delivered before it was blocked is lost; the child, though,
+    // waits as a zombie, so look once before relying on the signal.
+    reap(target, &mut status, &mut exited_at);
     let result = loop {
         // A process that left the pty to a daemonized grandchild must not
         // keep us forever: drain for a moment after the exit.
@@ -128,19 +131,7 @@ pub fn wait(pid: i32, console: Option<OwnedFd>) -> Result<i32> {
             while let Ok(Some(info)) = sfd.read_signal() {
                 let signo = info.ssi_signo as i32;
                 if signo == libc::SIGCHLD {
-                    loop {
-                        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                            Ok(WaitStatus::StillAlive) | Err(_) => break,
-                            Ok(ws) => {
-                                if ws.pid() == Some(target)
-                                    && let Some(code) = exit_code(ws)
-                                {
-                                    status = Some(code);
-                                    exited_at = Some(Instant::now());
-                                }
-                            }
-                        }
-                    }
+                    reap(target, &mut status, &mut exited_at);
                 } else if signo == libc::SIGWINCH {
                     if let Some(m) = &master {
                         copy_winsize(&OwnedFd::from(m.try_clone().expect("dup")));
@@ -175,4 +166,21 @@ pub fn wait(pid: i32, console: Option<OwnedFd>) -> Result<i32> {
     };
     let _ = old.thread_set_mask();
     result
+}
+
+/// Collect every exited child; note the target's exit.
+fn reap(target: Pid, status: &mut Option<i32>, exited_at: &mut Option<Instant>) {
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(_) => return,
+            Ok(ws) => {
+                if ws.pid() == Some(target)
+                    && let Some(code) = exit_code(ws)
+                {
+                    *status = Some(code);
+                    *exited_at = Some(Instant::now());
+                }
+            }
+        }
+    }
 }

@@ -47,15 +47,23 @@ impl Runtime {
         }
         let fifo_path = dir.fifo_path();
         let c = std::ffi::CString::new(fifo_path.as_os_str().as_encoded_bytes()).expect("no NUL");
-        // O_RDWR never blocks on a fifo, so a dead init cannot hang us; the
-        // pidfd tells us if it dies before writing.
+        // A non-blocking reader never hangs on a dead init. The init writes
+        // one byte, then keeps its close-on-exec write end open until it
+        // execs the user's process: the hang-up that follows tells us the
+        // process runs, which poststart hooks and callers rely on.
         // SAFETY: open of a NUL-terminated path.
-        let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+        let fd = unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
+            )
+        };
         if fd < 0 {
             return Err(io("opening exec.fifo")(std::io::Error::last_os_error()));
         }
         // SAFETY: new fd from open.
         let fifo = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut got = false;
         loop {
             let mut fds = [
                 PollFd::new(fifo.as_fd(), PollFlags::POLLIN),
@@ -66,15 +74,20 @@ impl Runtime {
                 Err(e) => return Err(sys("waiting on exec.fifo")(e)),
                 Ok(_) => {}
             }
-            if fds[0]
-                .revents()
-                .is_some_and(|r| r.contains(PollFlags::POLLIN))
-            {
+            let fifo_ev = fds[0].revents().unwrap_or(PollFlags::empty());
+            let exited = fds[1].revents().is_some_and(|r| !r.is_empty());
+            if fifo_ev.contains(PollFlags::POLLIN) {
                 let mut b = [0u8; 1];
-                nix::unistd::read(&fifo, &mut b).map_err(sys("reading exec.fifo"))?;
+                match nix::unistd::read(&fifo, &mut b) {
+                    Ok(1) => got = true,
+                    Ok(_) | Err(Errno::EAGAIN) => {}
+                    Err(e) => return Err(sys("reading exec.fifo")(e)),
+                }
+            }
+            if got && (fifo_ev.contains(PollFlags::POLLHUP) || exited) {
                 break;
             }
-            if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+            if !got && (exited || fifo_ev.contains(PollFlags::POLLHUP)) {
                 return Err(Error::Child(format!(
                     "container {id}: init exited before it was started"
                 )));

@@ -228,11 +228,9 @@ fn init_inner(plan: &InitPlan<'_>, chan: &Channel) -> Result<String, String> {
             std::io::Error::last_os_error()
         ));
     }
-    // SAFETY: one byte from a static buffer to the fd we just opened.
-    unsafe {
-        libc::write(w, b"0".as_ptr().cast(), 1);
-        libc::close(w);
-    }
+    // SAFETY: one byte from a static buffer to the fd we just opened. The
+    // fd stays open: exec closes it, which tells `start` we got that far.
+    unsafe { libc::write(w, b"0".as_ptr().cast(), 1) };
 
     if let Some(list) = hooks.and_then(|h| h.start_container().as_deref())
         && let Some(state) = plan.hook_state.borrow().as_ref()

@@ -135,10 +135,33 @@ impl Rt {
         c
     }
 
-    /// Run berth-runtime with `args`, stdin closed, output captured.
+    /// Run berth-runtime with `args`, stdin closed, output captured in
+    /// files: a detached container inherits them, and pipes would keep
+    /// the caller waiting for its exit.
     pub fn run(&self, args: &[&str]) -> Output {
         self.track(args);
-        self.cmd().args(args).stdin(Stdio::null()).output().unwrap()
+        let out = tempfile::tempfile().unwrap();
+        let err = tempfile::tempfile().unwrap();
+        let status = self
+            .cmd()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(err.try_clone().unwrap())
+            .status()
+            .unwrap();
+        let read = |mut f: std::fs::File| {
+            use std::io::{Read, Seek};
+            let mut v = Vec::new();
+            f.seek(std::io::SeekFrom::Start(0)).unwrap();
+            f.read_to_end(&mut v).unwrap();
+            v
+        };
+        Output {
+            status,
+            stdout: read(out),
+            stderr: read(err),
+        }
     }
 
     fn track(&self, args: &[&str]) {

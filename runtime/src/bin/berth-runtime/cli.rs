@@ -26,7 +26,8 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
     /// Accepted for runc compatibility; rootless mode follows the euid.
-    #[arg(long, global = true, value_name = "auto|true|false", num_args = 0..=1, default_missing_value = "true")]
+    /// Not global: `spec --rootless` is a different flag, as in runc.
+    #[arg(long, value_name = "auto|true|false", num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
     /// "none" runs containers without a cgroup (rootless hosts without
     /// delegation); must be chosen explicitly.
