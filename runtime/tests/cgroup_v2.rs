@@ -326,7 +326,6 @@ fn nested_create_enables_controllers_and_removes_only_its_dirs() {
     let mut a = V2Manager::new(Path::new(&format!("/{top}/pod/a"))).unwrap();
     let mut b = V2Manager::new(Path::new(&format!("/{top}/pod/b"))).unwrap();
     let _g = Guard::new(&a, &top);
-    assert!(a.dir_fd().is_none());
 
     a.create(None).unwrap();
     let t = Path::new(ROOT).join(&top);
@@ -334,7 +333,6 @@ fn nested_create_enables_controllers_and_removes_only_its_dirs() {
         panic!("v2 state expected")
     };
     assert_eq!(s.created, [t.clone(), t.join("pod"), t.join("pod/a")]);
-    assert!(a.dir_fd().is_some());
     let offered = controllers_of(Path::new(ROOT), "cgroup.controllers");
     for dir in [Path::new(ROOT), &t, &t.join("pod")] {
         let enabled = controllers_of(dir, "cgroup.subtree_control");
@@ -411,9 +409,13 @@ fn clone_into_cgroup_uses_the_dir_fd() {
         panic!("expected a v2 manager, got {m:?}")
     };
     let mut g = Guard::new(v2, &top);
-    assert!(m.clone_into_fd().is_none());
     m.create(None).unwrap();
-    let fd = m.clone_into_fd().expect("dir fd after create").as_raw_fd();
+    let placement = m.placement().unwrap();
+    let fd = placement
+        .clone_into
+        .as_ref()
+        .expect("a v2 placement clones into the cgroup")
+        .as_raw_fd();
     let child = spawn_into(fd);
     g.children.push(child.pid);
     assert_eq!(cgroup_of(child.pid), format!("/{top}"));
@@ -580,7 +582,6 @@ fn failed_create_leaves_nothing_behind() {
         .unwrap_err();
     assert!(matches!(e, CgroupError::Write { .. }), "{e}");
     assert!(!Path::new(ROOT).join(&top).exists());
-    assert!(m.dir_fd().is_none());
 }
 
 #[test]
@@ -677,7 +678,10 @@ fn state_round_trip_lets_another_instance_remove() {
 
     let state: CgroupState = serde_json::from_str(&json).unwrap();
     let again = AnyManager::from_state(&state);
-    assert!(again.clone_into_fd().is_none());
+    assert!(
+        again.placement().unwrap().clone_into.is_some(),
+        "placement works from state"
+    );
     let leaf = Path::new(ROOT).join(path.trim_start_matches('/'));
     assert_eq!(read(&leaf.join("memory.max")), "67108864");
     again.remove().unwrap();

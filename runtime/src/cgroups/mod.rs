@@ -185,14 +185,60 @@ impl AnyManager {
         }
     }
 
-    /// On cgroup v2, an open fd of the container's cgroup directory for
-    /// clone3(CLONE_INTO_CGROUP); `None` on v1 or without a cgroup.
-    pub fn clone_into_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+    /// How the first process of a container or exec enters the cgroup;
+    /// see [`Placement`].
+    pub fn placement(&self) -> Result<Placement> {
         match self {
-            AnyManager::V2(m) => m.dir_fd(),
-            _ => None,
+            AnyManager::V1(m) => m.placement(),
+            AnyManager::V2(m) => m.placement(),
+            AnyManager::None => Ok(Placement::default()),
         }
     }
+}
+
+/// Moving a process between cgroups by writing its pid to cgroup.procs
+/// takes the kernel's global threadgroup lock for writing, which waits for
+/// an RCU grace period: 5–25 ms on this kind of host, most of a container
+/// start. Two ways around it: clone3(CLONE_INTO_CGROUP) starts the child
+/// in a cgroup2 directory, and a single-threaded child that writes "0"
+/// (itself) to a v1 `tasks` file moves only its own thread, which the
+/// kernel does without that lock.
+#[derive(Debug, Default)]
+pub struct Placement {
+    /// The cgroup2 directory to clone into (v2, or a hybrid host's
+    /// unified hierarchy).
+    pub clone_into: Option<std::os::fd::OwnedFd>,
+    /// v1 `tasks` files the child writes "0" to.
+    pub tasks: Vec<PathBuf>,
+    /// cgroup.procs files the child writes "0" to when clone3 could not
+    /// place it (old kernels): correct, only slower.
+    pub fallback: Vec<PathBuf>,
+}
+
+impl Placement {
+    /// Run in the cloned child; `cloned_in` says whether clone3 already
+    /// put it in `clone_into`.
+    pub fn join_self(&self, cloned_in: bool) -> Result<()> {
+        let fallback: &[PathBuf] = if cloned_in { &[] } else { &self.fallback };
+        for path in self.tasks.iter().chain(fallback) {
+            fs::write(path, "0")?;
+        }
+        Ok(())
+    }
+}
+
+/// An O_PATH fd of a cgroup2 directory, for clone3(CLONE_INTO_CGROUP).
+fn open_cgroup_dir(path: &Path) -> Result<std::os::fd::OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(path)
+        .map(Into::into)
+        .map_err(|source| CgroupError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 macro_rules! dispatch {

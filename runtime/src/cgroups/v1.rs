@@ -142,6 +142,21 @@ impl V1Manager {
         }
     }
 
+    /// v1 hierarchies by self-move to `tasks`; a hybrid host's cgroup2
+    /// hierarchy by CLONE_INTO_CGROUP.
+    pub fn placement(&self) -> Result<super::Placement> {
+        let mut p = super::Placement::default();
+        for h in &self.hierarchies {
+            if h.cgroup2 {
+                p.clone_into = Some(super::open_cgroup_dir(&h.path)?);
+                p.fallback.push(h.path.join("cgroup.procs"));
+            } else {
+                p.tasks.push(h.path.join("tasks"));
+            }
+        }
+        Ok(p)
+    }
+
     pub fn hierarchies(&self) -> &[V1Hierarchy] {
         &self.hierarchies
     }

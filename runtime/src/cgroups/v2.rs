@@ -4,8 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -40,8 +39,6 @@ pub struct V2Manager {
     mount_point: PathBuf,
     path: PathBuf,
     created: Vec<PathBuf>,
-    /// O_PATH fd of `path` once created, for clone3(CLONE_INTO_CGROUP).
-    dir: Option<OwnedFd>,
 }
 
 impl V2Manager {
@@ -82,7 +79,6 @@ impl V2Manager {
             mount_point,
             path,
             created: Vec::new(),
-            dir: None,
         })
     }
 
@@ -91,7 +87,6 @@ impl V2Manager {
             mount_point: state.mount_point.clone(),
             path: state.path.clone(),
             created: state.created.clone(),
-            dir: None,
         }
     }
 
@@ -100,10 +95,13 @@ impl V2Manager {
         &self.path
     }
 
-    /// O_PATH fd of the container's cgroup, for clone3(CLONE_INTO_CGROUP);
-    /// only after `create` in this process.
-    pub fn dir_fd(&self) -> Option<BorrowedFd<'_>> {
-        self.dir.as_ref().map(|f| f.as_fd())
+    /// Clone straight into the cgroup; cgroup.procs only as a fallback.
+    pub fn placement(&self) -> Result<super::Placement> {
+        Ok(super::Placement {
+            clone_into: Some(super::open_cgroup_dir(&self.path)?),
+            tasks: Vec::new(),
+            fallback: vec![self.path.join("cgroup.procs")],
+        })
     }
 
     /// Enable every controller the hierarchy offers in the
@@ -437,22 +435,9 @@ impl CgroupManager for V2Manager {
     fn create(&mut self, resources: Option<&LinuxResources>) -> Result<()> {
         let result = fs::mkdir_p(&self.mount_point, &self.path, &mut self.created)
             .and_then(|()| self.enable_controllers())
-            .and_then(|()| {
-                let dir = std::fs::OpenOptions::new()
-                    .read(true)
-                    .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
-                    .open(&self.path)
-                    .map_err(|source| CgroupError::Read {
-                        path: self.path.clone(),
-                        source,
-                    })?;
-                self.dir = Some(dir.into());
-                Ok(())
-            })
             .and_then(|()| resources.map_or(Ok(()), |r| self.apply(r)));
         if let Err(e) = result {
             // Nothing records a cgroup whose creation failed: undo it.
-            self.dir = None;
             if let Err(re) = self.remove() {
                 tracing::debug!(error = %re, "removing half-created cgroup");
             }
@@ -613,7 +598,6 @@ mod tests {
     fn absolute_path_and_mounts() {
         let m = V2Manager::with_mount(Path::new("/berth/c1"), None).unwrap();
         assert_eq!(m.path(), Path::new("/sys/fs/cgroup/berth/c1"));
-        assert!(m.dir_fd().is_none());
         let mounts = m.container_mounts();
         assert_eq!(mounts.len(), 1);
         assert_eq!(mounts[0].subdir, "");

@@ -138,6 +138,7 @@ impl Runtime {
     pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<Started> {
         ensure_single_threaded().map_err(Error::Threads)?;
         let bundle = Bundle::load(&opts.bundle)?;
+        tracing::debug!(id, bundle = %bundle.path.display(), "config loaded");
         let dir = StateDir::create(&self.root, id)?;
         let mut undo = Undo {
             dir: dir.clone(),
@@ -212,7 +213,9 @@ impl Runtime {
         undo.manager = Some(manager);
         created?;
         let manager = undo.manager.as_ref().expect("just set");
+        tracing::debug!(id, "cgroup ready");
         let cgroup_mounts = manager.container_mounts();
+        let placement = manager.placement()?;
 
         let mut state = ContainerState {
             id: id.to_string(),
@@ -242,6 +245,7 @@ impl Runtime {
             id,
             bundle,
             namespaces: &namespaces,
+            placement,
             cgroup_mounts,
             process: plan,
             console,
@@ -255,22 +259,23 @@ impl Runtime {
         };
 
         let (chan, child_chan) = channel::pair().map_err(io("creating sync socket"))?;
-        let cgroup_fd = manager.clone_into_fd().map(|fd| fd.as_raw_fd());
+        let cgroup_fd = init_plan
+            .placement
+            .clone_into
+            .as_ref()
+            .map(|fd| fd.as_raw_fd());
         // SAFETY: create() checked that this process is single-threaded.
         let forked = unsafe { clone_process(0, cgroup_fd) }
             .map_err(sys("cloning the container's first process"))?;
         let stage1 = match forked {
-            Forked::Child => {
+            Forked::Child { in_cgroup } => {
                 // SAFETY: the child's copy of the runtime's end; stage1 never
                 // returns, so no destructor will close it again.
                 unsafe { libc::close(chan.raw()) };
-                init::stage1(&init_plan, &child_chan)
+                init::stage1(&init_plan, &child_chan, in_cgroup)
             }
-            Forked::Parent { pid, in_cgroup } => {
+            Forked::Parent { pid, .. } => {
                 undo.children.push(pid);
-                if !in_cgroup {
-                    manager.add_task(pid)?;
-                }
                 pid
             }
         };
@@ -296,6 +301,7 @@ impl Runtime {
                     chan.send(&Msg::IdsMapped).map_err(io("sync socket"))?;
                 }
                 Msg::InitPid(pid) => {
+                    tracing::debug!(id, pid, "init cloned");
                     let _ = waitpid(stage1, None);
                     undo.children.retain(|p| *p != stage1);
                     undo.children.push(Pid::from_raw(pid));
@@ -334,7 +340,10 @@ impl Runtime {
                         }
                     }
                 }
-                Msg::Ready => break,
+                Msg::Ready => {
+                    tracing::debug!(id, "init ready");
+                    break;
+                }
                 Msg::Error(e) => return Err(Error::Child(e)),
                 other => return Err(Error::Child(format!("sync protocol: unexpected {other:?}"))),
             }

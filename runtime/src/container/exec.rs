@@ -9,7 +9,7 @@ use oci_spec::runtime::Process;
 
 use super::create::{forward_listener, set_oom_score_adj};
 use super::{Console, Runtime, Started};
-use crate::cgroups::{AnyManager, CgroupManager};
+use crate::cgroups::AnyManager;
 use crate::error::{Error, Result, io, sys};
 use crate::namespaces::Namespaces;
 use crate::process::channel::{self, Msg};
@@ -94,21 +94,28 @@ impl Runtime {
         let manager = AnyManager::from_state(&state.cgroup);
         let tenant_plan = TenantPlan {
             namespaces: &namespaces,
+            placement: manager.placement()?,
             process: plan,
             console,
             preserve_fds: opts.preserve_fds,
             apparmor_enabled: crate::apparmor::is_enabled(),
         };
         let (chan, child_chan) = channel::pair().map_err(io("creating sync socket"))?;
+        let cgroup_fd = tenant_plan
+            .placement
+            .clone_into
+            .as_ref()
+            .map(|fd| fd.as_raw_fd());
         // SAFETY: exec() checked that this process is single-threaded.
-        let stage1 = match unsafe { clone_process(0, None) }.map_err(sys("cloning exec process"))? {
-            Forked::Child => {
-                // SAFETY: the child's copy of our end; tenant_stage1 never returns.
-                unsafe { libc::close(chan.raw()) };
-                init::tenant_stage1(&tenant_plan, &child_chan)
-            }
-            Forked::Parent { pid, .. } => pid,
-        };
+        let stage1 =
+            match unsafe { clone_process(0, cgroup_fd) }.map_err(sys("cloning exec process"))? {
+                Forked::Child { in_cgroup } => {
+                    // SAFETY: the child's copy of our end; tenant_stage1 never returns.
+                    unsafe { libc::close(chan.raw()) };
+                    init::tenant_stage1(&tenant_plan, &child_chan, in_cgroup)
+                }
+                Forked::Parent { pid, .. } => pid,
+            };
         drop(child_chan);
         drop(tenant_plan.console);
         let mut started: Option<Pid> = None;
@@ -121,9 +128,6 @@ impl Runtime {
             }
             e
         };
-        if let Err(e) = manager.add_task(stage1) {
-            return Err(fail(e.into(), None));
-        }
         if let Err(e) = chan.send(&Msg::Go) {
             return Err(fail(io("sync socket")(e), None));
         }

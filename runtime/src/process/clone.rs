@@ -32,13 +32,11 @@ struct CloneArgs {
 /// The two sides of a clone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Forked {
-    Child,
+    /// `in_cgroup`: the child started in the requested cgroup.
+    Child { in_cgroup: bool },
     /// `in_cgroup` tells whether the child started in the requested
     /// cgroup; when false the caller must move it there.
-    Parent {
-        pid: Pid,
-        in_cgroup: bool,
-    },
+    Parent { pid: Pid, in_cgroup: bool },
 }
 
 /// Create a process like fork(2), with extra clone flags.
@@ -69,7 +67,11 @@ pub unsafe fn clone_process(flags: u64, cgroup_fd: Option<RawFd>) -> Result<Fork
         )
     };
     match Errno::result(rc) {
-        Ok(0) => return Ok(Forked::Child),
+        Ok(0) => {
+            return Ok(Forked::Child {
+                in_cgroup: cgroup_fd.is_some(),
+            });
+        }
         Ok(pid) => {
             return Ok(Forked::Parent {
                 pid: Pid::from_raw(pid as i32),
@@ -94,7 +96,7 @@ pub unsafe fn clone_process(flags: u64, cgroup_fd: Option<RawFd>) -> Result<Fork
         )
     };
     match Errno::result(rc)? {
-        0 => Ok(Forked::Child),
+        0 => Ok(Forked::Child { in_cgroup: false }),
         pid => Ok(Forked::Parent {
             pid: Pid::from_raw(pid as i32),
             in_cgroup: false,

@@ -22,7 +22,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use super::channel::{Channel, Msg};
 use super::clone::{Forked, clone_process, exit_child};
 use super::setup::{self, ProcessPlan};
-use crate::cgroups::CgroupMount;
+use crate::cgroups::{CgroupMount, Placement};
 use crate::config::Bundle;
 use crate::namespaces::Namespaces;
 use crate::rootfs::{self, RootfsConfig};
@@ -34,6 +34,7 @@ pub struct InitPlan<'a> {
     pub id: &'a str,
     pub bundle: &'a Bundle,
     pub namespaces: &'a Namespaces,
+    pub placement: Placement,
     pub cgroup_mounts: Vec<CgroupMount>,
     pub process: ProcessPlan,
     /// Connection to the console socket (terminal containers).
@@ -62,7 +63,11 @@ fn recv_go(chan: &Channel) -> Result<(), String> {
 }
 
 /// Stage 1 of creation. Never returns.
-pub fn stage1(plan: &InitPlan<'_>, chan: &Channel) -> ! {
+pub fn stage1(plan: &InitPlan<'_>, chan: &Channel, in_cgroup: bool) -> ! {
+    // First of all, and before a cgroup namespace is made: the cgroup.
+    if let Err(e) = plan.placement.join_self(in_cgroup) {
+        report(chan, format!("joining the container's cgroup: {e}"));
+    }
     match stage1_inner(plan, chan) {
         Ok(()) => exit_child(0),
         Err(e) => report(chan, e),
@@ -90,7 +95,7 @@ fn stage1_inner(plan: &InitPlan<'_>, chan: &Channel) -> Result<(), String> {
     }
     // SAFETY: this process is a single-threaded fork of the runtime.
     match unsafe { clone_process(libc::CLONE_PARENT as u64, None) } {
-        Ok(Forked::Child) => init(plan, chan),
+        Ok(Forked::Child { .. }) => init(plan, chan),
         Ok(Forked::Parent { pid, .. }) => chan
             .send(&Msg::InitPid(pid.as_raw()))
             .map_err(|e| e.to_string()),
@@ -167,6 +172,7 @@ fn init_inner(plan: &InitPlan<'_>, chan: &Channel) -> Result<String, String> {
         terminal: plan.process.terminal,
     };
     rootfs::prepare(&sys, &cfg).map_err(|e| e.to_string())?;
+    tracing::debug!(id = plan.id, "mounts done");
 
     if plan.runtime_hooks {
         chan.send(&Msg::RunCreateRuntimeHooks)
@@ -196,6 +202,7 @@ fn init_inner(plan: &InitPlan<'_>, chan: &Channel) -> Result<String, String> {
         }
     }
     rootfs::finish(&sys, spec, user_ns).map_err(|e| e.to_string())?;
+    tracing::debug!(id = plan.id, "root switched, paths masked");
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         sys.sethostname(h)
             .map_err(|e| format!("hostname {h}: {e}"))?;
@@ -246,6 +253,7 @@ fn init_inner(plan: &InitPlan<'_>, chan: &Channel) -> Result<String, String> {
 #[derive(Debug)]
 pub struct TenantPlan<'a> {
     pub namespaces: &'a Namespaces,
+    pub placement: Placement,
     pub process: ProcessPlan,
     pub console: Option<OwnedFd>,
     pub preserve_fds: u32,
@@ -254,14 +262,17 @@ pub struct TenantPlan<'a> {
 
 /// First process of an exec: join, clone the tenant into the pid
 /// namespace, report its pid. Never returns.
-pub fn tenant_stage1(plan: &TenantPlan<'_>, chan: &Channel) -> ! {
+pub fn tenant_stage1(plan: &TenantPlan<'_>, chan: &Channel, in_cgroup: bool) -> ! {
     let result = (|| -> Result<(), String> {
         let sys = LinuxSyscall;
+        plan.placement
+            .join_self(in_cgroup)
+            .map_err(|e| format!("joining the container's cgroup: {e}"))?;
         recv_go(chan)?;
         plan.namespaces.join_all(&sys).map_err(|e| e.to_string())?;
         // SAFETY: single-threaded fork of the runtime.
         match unsafe { clone_process(libc::CLONE_PARENT as u64, None) } {
-            Ok(Forked::Child) => tenant(plan, chan),
+            Ok(Forked::Child { .. }) => tenant(plan, chan),
             Ok(Forked::Parent { pid, .. }) => chan
                 .send(&Msg::InitPid(pid.as_raw()))
                 .map_err(|e| e.to_string()),

@@ -271,6 +271,23 @@ pub fn cgroup_dirs(name: &str) -> Vec<PathBuf> {
     out
 }
 
+/// Remove cgroup `name` and everything below it, in every hierarchy.
+pub fn remove_cgroup_tree(name: &str) {
+    fn rm(dir: &Path) {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    rm(&e.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(dir);
+    }
+    for dir in cgroup_dirs(name) {
+        rm(&dir);
+    }
+}
+
 /// Lines of /proc/self/mountinfo that mention `needle`.
 pub fn host_mounts_mentioning(needle: &str) -> Vec<String> {
     std::fs::read_to_string("/proc/self/mountinfo")
