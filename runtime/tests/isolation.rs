@@ -404,3 +404,198 @@ fn no_pivot_and_preserved_fds() {
         "/bin/busybox\nfd3-data\n"
     );
 }
+
+#[test]
+fn no_new_privileges_oom_score_and_apparmor_skip() {
+    let rt = Rt::new();
+    let mut b = sh("grep NoNewPrivs /proc/self/status; cat /proc/self/oom_score_adj");
+    b.config["process"]["noNewPrivileges"] = json!(true);
+    b.config["process"]["oomScoreAdj"] = json!(500);
+    // This host has no AppArmor: the profile is skipped, not an error.
+    assert!(
+        !berth_runtime::apparmor::is_enabled(),
+        "this test expects a host without AppArmor"
+    );
+    b.config["process"]["apparmorProfile"] = json!("berth-default");
+    let (code, out, err) = rt.run_bundle(&unique_id("nnp"), &b);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["NoNewPrivs:", "1"]
+    );
+    assert_eq!(lines[1], "500");
+}
+
+#[test]
+fn negative_oom_score_adj_names_the_missing_capability() {
+    let rt = Rt::new();
+    let has = caps::has_cap(
+        None,
+        caps::CapSet::Effective,
+        caps::Capability::CAP_SYS_RESOURCE,
+    )
+    .unwrap();
+    let mut b = sh("cat /proc/self/oom_score_adj");
+    b.config["process"]["oomScoreAdj"] = json!(-500);
+    let id = unique_id("oom-neg");
+    let (code, out, err) = rt.run_bundle(&id, &b);
+    if has {
+        assert_eq!((code, out.trim()), (0, "-500"), "{err}");
+    } else {
+        assert_ne!(code, 0);
+        assert!(
+            err.contains("process.oomScoreAdj: setting -500 needs CAP_SYS_RESOURCE"),
+            "{err}"
+        );
+        assert!(common::cgroup_dirs(&id).is_empty());
+    }
+}
+
+#[test]
+fn cgroup_filesystem_inside_shows_the_container_cgroup() {
+    let rt = Rt::new();
+    let mut b = sh(
+        "ls /sys/fs/cgroup | sort | tr '\\n' ' '; echo; cat /sys/fs/cgroup/memory/memory.limit_in_bytes; \
+         cat /sys/fs/cgroup/pids/pids.max; touch /sys/fs/cgroup/x 2>&1; true",
+    );
+    b.config["linux"]["resources"]["memory"] = json!({"limit": 64 * 1024 * 1024});
+    b.config["linux"]["resources"]["pids"] = json!({"limit": 77});
+    let (code, out, err) = rt.run_bundle(&unique_id("cgfs"), &b);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    for h in ["memory", "pids", "cpu", "devices", "freezer"] {
+        assert!(
+            lines[0].split_whitespace().any(|x| x == h),
+            "{h} in {}",
+            lines[0]
+        );
+    }
+    // Inside its cgroup namespace the container's cgroup is the root.
+    assert_eq!(lines[1], "67108864");
+    assert_eq!(lines[2], "77");
+    assert!(lines[3].contains("Read-only file system"), "{out}");
+}
+
+#[test]
+fn rslave_bind_sees_host_mounts_made_later() {
+    let rt = Rt::new();
+    let host = tempfile::tempdir().unwrap();
+    let dir = host.path().to_str().unwrap().to_string();
+    let mount = |args: &[&str]| {
+        assert!(
+            std::process::Command::new("mount")
+                .args(args)
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    // A shared mount in the test's own (private) mount namespace.
+    mount(&["--bind", &dir, &dir]);
+    mount(&["--make-shared", &dir]);
+    std::fs::create_dir(host.path().join("later")).unwrap();
+    let mut b = sh("while [ ! -e /shared/later/marker ]; do sleep 0.05; done; echo saw-it");
+    b.add_mount(json!({"destination": "/shared", "type": "bind", "source": dir, "options": ["rbind", "rslave"]}));
+    b.write();
+    let id = unique_id("rslave");
+    let child = rt
+        .cmd()
+        .args(["run", "--bundle", b.path().to_str().unwrap(), &id])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let later = host.path().join("later");
+    mount(&["-t", "tmpfs", "tmpfs", later.to_str().unwrap()]);
+    std::fs::write(later.join("marker"), "x").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let _ = std::process::Command::new("umount")
+        .arg("-R")
+        .arg(&dir)
+        .status();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "saw-it");
+}
+
+#[test]
+fn seccomp_notify_goes_to_the_listener_with_the_state() {
+    use std::os::fd::AsRawFd;
+    let rt = Rt::new();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("agent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    // The agent answers every notified getppid with 4242.
+    let agent = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 8192];
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 4]);
+        let msg = nix::sys::socket::recvmsg::<()>(
+            conn.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .unwrap();
+        let mut fd = -1;
+        for c in msg.cmsgs().unwrap() {
+            if let nix::sys::socket::ControlMessageOwned::ScmRights(f) = c {
+                fd = f[0];
+            }
+        }
+        let n = msg.bytes;
+        let state: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap();
+        assert!(fd >= 0, "a listener fd came with the message");
+        answer_notifications(fd, 4242);
+        state
+    });
+    let mut b = sh("echo ppid=$PPID; cut -d' ' -f4 /proc/self/stat");
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": sock.to_str().unwrap(),
+        "listenerMetadata": "bt-meta",
+        "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_NOTIFY"}]
+    });
+    let id = unique_id("notify");
+    let (code, out, err) = rt.run_bundle(&id, &b);
+    let state = agent.join().unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(state["metadata"], "bt-meta");
+    assert_eq!(state["fds"], json!(["seccompFd"]));
+    assert_eq!(state["state"]["id"], id.as_str());
+    assert!(
+        out.contains("ppid=4242"),
+        "getppid answered by the agent: {out}"
+    );
+}
+
+/// A seccomp agent: answer each notification on `fd` with `value` until
+/// the filter's last user is gone.
+fn answer_notifications(fd: std::os::fd::RawFd, value: i64) {
+    loop {
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on one pollfd.
+        let n = unsafe { libc::poll(&mut p, 1, 10_000) };
+        if n <= 0 || p.revents & libc::POLLHUP != 0 {
+            break;
+        }
+        // SAFETY: the notification structs are plain data filled by the kernel.
+        unsafe {
+            let mut req: libc::seccomp_notif = std::mem::zeroed();
+            if libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_RECV, &mut req) != 0 {
+                break;
+            }
+            let mut resp: libc::seccomp_notif_resp = std::mem::zeroed();
+            resp.id = req.id;
+            resp.val = value;
+            libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp);
+        }
+    }
+    // SAFETY: closing the fd the message gave us.
+    unsafe { libc::close(fd) };
+}

@@ -681,3 +681,133 @@ mod bad_input {
         );
     }
 }
+
+#[test]
+fn exec_user_cap_and_tty_through_console_socket() {
+    let rt = Rt::new();
+    let id = unique_id("exec-opts");
+    let b = Bundle::new(&["sleep", "1000"]);
+    b.write();
+    rt.ok(&["run", "-d", "--bundle", bundle_path(&b), &id]);
+    let out = rt.ok(&[
+        "exec",
+        "--user",
+        "1000:1001",
+        "-g",
+        "7",
+        &id,
+        "sh",
+        "-c",
+        "id -u; id -g; id -G",
+    ]);
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["1000", "1001", "1001 7"]);
+    // --cap adds to bounding, effective and permitted (CAP_SYS_ADMIN = 21).
+    let out = rt.ok(&[
+        "exec",
+        "--cap",
+        "CAP_SYS_ADMIN",
+        &id,
+        "sh",
+        "-c",
+        "grep CapEff /proc/self/status",
+    ]);
+    let eff = u64::from_str_radix(out.split_whitespace().nth(1).unwrap(), 16).unwrap();
+    assert!(eff & (1 << 21) != 0, "{out}");
+    let out = rt.run(&["exec", "--cap", "CAP_NOPE", &id, "true"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--cap CAP_NOPE: unknown capability"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("exec.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
+    let sock = sock_path.to_str().unwrap().to_string();
+    let id2 = id.clone();
+    let root = rt.root.path().to_path_buf();
+    let pidfile = dir.path().join("tty.pid");
+    let pidfile2 = pidfile.to_str().unwrap().to_string();
+    let exec = std::thread::spawn(move || {
+        std::process::Command::new(common::BIN)
+            .arg("--root")
+            .arg(&root)
+            .args([
+                "exec",
+                "-t",
+                "-d",
+                "--console-socket",
+                &sock,
+                "--pid-file",
+                &pidfile2,
+                &id2,
+                "sh",
+            ])
+            .output()
+            .unwrap()
+    });
+    let (conn, _) = listener.accept().unwrap();
+    let master = berth_runtime::tty::recv_fd(conn.as_raw_fd()).unwrap();
+    let out = exec.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut m = std::fs::File::from(master);
+    m.write_all(b"tty; exit\n").unwrap();
+    let mut text = String::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = m.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(text.contains("/dev/pts/"), "{text}");
+    // Ours to reap, or the container's init could not finish dying.
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
+}
+
+#[test]
+fn terminal_container_gets_dev_console() {
+    let rt = Rt::new();
+    let id = unique_id("console");
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("c.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "stat -c '%t:%T' /dev/console; grep -c ' /dev/console ' /proc/mounts",
+    ]);
+    b.config["process"]["terminal"] = json!(true);
+    b.write();
+    rt.ok(&[
+        "create",
+        "--console-socket",
+        sock_path.to_str().unwrap(),
+        "--bundle",
+        bundle_path(&b),
+        &id,
+    ]);
+    let (conn, _) = listener.accept().unwrap();
+    let master = berth_runtime::tty::recv_fd(conn.as_raw_fd()).unwrap();
+    rt.ok(&["start", &id]);
+    let mut m = std::fs::File::from(master);
+    let mut text = String::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = m.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    // A pty slave is major 136; /dev/console is a bind of it.
+    assert!(
+        text.contains("88:0") || text.contains("88:"),
+        "pty major 136 = 0x88: {text}"
+    );
+    assert!(text.lines().any(|l| l.trim() == "1"), "{text}");
+}

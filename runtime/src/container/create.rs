@@ -211,7 +211,16 @@ impl Runtime {
         let resources = cgroup_resources(linux);
         let created = manager.create(resources.as_ref());
         undo.manager = Some(manager);
-        created?;
+        if let Err(e) = created {
+            let denied = matches!(&e, crate::cgroups::CgroupError::Create { source, .. }
+                if source.kind() == std::io::ErrorKind::PermissionDenied);
+            if denied && !nix::unistd::geteuid().is_root() {
+                return Err(Error::Invalid(format!(
+                    "{e}: without root, run with a delegated cgroup or pass --cgroup-manager none"
+                )));
+            }
+            return Err(e.into());
+        }
         let manager = undo.manager.as_ref().expect("just set");
         tracing::debug!(id, "cgroup ready");
         let cgroup_mounts = manager.container_mounts();

@@ -237,8 +237,9 @@ fn kill_all(state: &ContainerState, manager: &AnyManager) -> Result<()> {
         && !p.wait_exit(Some(KILL_WAIT))
     {
         return Err(Error::Child(format!(
-            "init {} did not exit after SIGKILL",
-            state.pid
+            "init {} did not exit after SIGKILL{}",
+            state.pid,
+            unreaped_in_pid_ns(state.pid)
         )));
     }
     let deadline = Instant::now() + KILL_WAIT;
@@ -256,5 +257,43 @@ fn kill_all(state: &ContainerState, manager: &AnyManager) -> Result<()> {
             let _ = kill(pid, Signal::SIGKILL);
         }
         std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// A dying pid-namespace init waits until every process of its namespace
+/// is reaped. Exec'd processes belong to whoever ran `exec`; name the
+/// zombies still waiting for their parent.
+fn unreaped_in_pid_ns(init: i32) -> String {
+    let Ok(ns) = std::fs::read_link(format!("/proc/{init}/ns/pid")) else {
+        return String::new();
+    };
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let same_ns = std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+            .ok()
+            .as_ref()
+            == Some(&ns);
+        if pid == init || !same_ns {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or_default();
+        let mut f = rest.split_whitespace();
+        if f.next() == Some("Z") {
+            found.push(format!("{pid} (parent {})", f.next().unwrap_or("?")));
+        }
+    }
+    if found.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ": it waits for zombies of its pid namespace to be reaped by their parents: {}",
+            found.join(", ")
+        )
     }
 }

@@ -38,7 +38,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            let msg = format!("{e:#}");
+            let msg = render(&e);
             // With --log the caller reads errors from the log file (conmon
             // does); say it on stderr too for people at a terminal.
             if let Some(l) = &logger {
@@ -48,6 +48,23 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// One line: the context, then each cause not already spelled out by the
+/// one before it (library errors name their cause in their message).
+fn render(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if out.contains(&s) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&s);
+    }
+    out
 }
 
 /// Install the tracing subscriber; returns the file logger when --log is
