@@ -12,6 +12,8 @@ pub fn is_enabled() -> bool {
 
 /// Ask the kernel to switch to `profile` at the next exec.
 pub fn apply_on_exec(profile: &str) -> std::io::Result<()> {
+    // An image's fake /proc would swallow the write and leave us unconfined.
+    crate::rootfs::ensure_procfs("/proc/self/attr").map_err(std::io::Error::other)?;
     let data = format!("exec {profile}");
     let modern = Path::new("/proc/self/attr/apparmor/exec");
     if modern.exists() {

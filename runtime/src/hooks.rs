@@ -75,10 +75,16 @@ fn run_one(phase: &'static str, index: usize, hook: &Hook, state: &[u8]) -> Resu
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(spawn_err)?;
     let pidfd = PidFd::open(child.id() as i32).map_err(|e| spawn_err(e.into()))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook that ignores its stdin and exits early is fine.
-        let _ = stdin.write_all(state);
+    // Written from the poll loop below, so a hook that never reads its
+    // stdin still runs into its timeout rather than blocking us.
+    let mut stdin = child.stdin.take();
+    if let Some(s) = &stdin {
+        let _ = nix::fcntl::fcntl(
+            s.as_fd(),
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        );
     }
+    let mut pending: &[u8] = state;
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
     let timeout = hook.timeout().map(|s| Duration::from_secs(s as u64));
@@ -114,6 +120,9 @@ fn run_one(phase: &'static str, index: usize, hook: &Hook, state: &[u8]) -> Resu
         if open[1] {
             fds.push(PollFd::new(stderr.as_fd(), PollFlags::POLLIN));
         }
+        if let Some(s) = &stdin {
+            fds.push(PollFd::new(s.as_fd(), PollFlags::POLLOUT));
+        }
         match poll(&mut fds, ms) {
             Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(spawn_err(e.into())),
@@ -124,6 +133,20 @@ fn run_one(phase: &'static str, index: usize, hook: &Hook, state: &[u8]) -> Resu
             .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
             .collect();
         drop(fds);
+        if revents.len() > 1 + open.iter().filter(|o| **o).count()
+            && *revents.last().unwrap_or(&false)
+        {
+            let s = stdin.as_mut().expect("polled");
+            match s.write(pending) {
+                Ok(n) => pending = &pending[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                // A hook that ignores its stdin and exits early is fine.
+                Err(_) => pending = &[],
+            }
+            if pending.is_empty() {
+                stdin = None;
+            }
+        }
         let exited = revents[0];
         let mut i = 1;
         for (which, buf) in [(0, &mut out_buf), (1, &mut err_buf)] {
@@ -256,6 +279,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(err, "hooks.createRuntime[0] /bin/sh: timed out after 1s");
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn hook_ignoring_a_large_stdin_still_times_out() {
+        let mut st = state();
+        // More than a pipe buffer: writing it blocks until the hook reads.
+        st.annotations.insert("big".into(), "x".repeat(1 << 20));
+        let h = hook(&["sh", "-c", "sleep 30"], Some(1));
+        let t = Instant::now();
+        let err = run("prestart", &[h], &st).unwrap_err().to_string();
+        assert!(err.ends_with("timed out after 1s"), "{err}");
         assert!(t.elapsed() < Duration::from_secs(5));
     }
 

@@ -92,6 +92,10 @@ pub struct ContainerState {
     pub cgroup: CgroupState,
     #[serde(default)]
     pub rootless: bool,
+    /// The init finished setting up: until then the container is
+    /// creating, whatever else is true, so nothing acts on a half-built one.
+    #[serde(default)]
+    pub ready: bool,
 }
 
 /// The state document `berth-runtime state` prints: the OCI fields plus
@@ -157,6 +161,9 @@ impl ContainerState {
         }
         if !self.init_alive() {
             return Status::Stopped;
+        }
+        if !self.ready {
+            return Status::Creating;
         }
         if dir.path.join(EXEC_FIFO).exists() {
             return Status::Created;
@@ -372,6 +379,7 @@ mod tests {
             annotations: Default::default(),
             cgroup: CgroupState::None,
             rootless: false,
+            ready: true,
         };
         assert!(state.init_alive());
         let reused = ContainerState {
@@ -414,6 +422,7 @@ mod tests {
             annotations: Default::default(),
             cgroup: CgroupState::None,
             rootless: false,
+            ready: true,
         };
         dir.save(&st).unwrap();
         assert_eq!(dir.load().unwrap().bundle, PathBuf::from("/b"));

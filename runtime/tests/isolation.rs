@@ -526,8 +526,23 @@ fn seccomp_notify_goes_to_the_listener_with_the_state() {
     let sock = dir.path().join("agent.sock");
     let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
     // The agent answers every notified getppid with 4242.
+    listener.set_nonblocking(true).unwrap();
     let agent = std::thread::spawn(move || {
-        let (conn, _) = listener.accept().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let conn = loop {
+            match listener.accept() {
+                Ok((c, _)) => break c,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "no listener fd arrived"
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        conn.set_nonblocking(false).unwrap();
         let mut buf = [0u8; 8192];
         let mut iov = [std::io::IoSliceMut::new(&mut buf)];
         let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 4]);
@@ -559,8 +574,8 @@ fn seccomp_notify_goes_to_the_listener_with_the_state() {
     });
     let id = unique_id("notify");
     let (code, out, err) = rt.run_bundle(&id, &b);
-    let state = agent.join().unwrap();
     assert_eq!(code, 0, "{err}");
+    let state = agent.join().unwrap();
     assert_eq!(state["metadata"], "bt-meta");
     assert_eq!(state["fds"], json!(["seccompFd"]));
     assert_eq!(state["state"]["id"], id.as_str());
@@ -598,4 +613,55 @@ fn answer_notifications(fd: std::os::fd::RawFd, value: i64) {
     }
     // SAFETY: closing the fd the message gave us.
     unsafe { libc::close(fd) };
+}
+
+#[test]
+fn cwd_through_proc_self_fd_cannot_leave_the_root() {
+    // CVE-2024-21626: a cwd naming an fd the runtime leaked.
+    let rt = Rt::new();
+    for n in 3..=9 {
+        let mut b = sh("pwd; ls /");
+        b.config["process"]["cwd"] = json!(format!("/proc/self/fd/{n}"));
+        let (code, out, err) = rt.run_bundle(&unique_id(&format!("cwd{n}")), &b);
+        assert_ne!(code, 0, "cwd /proc/self/fd/{n} must not work: {out}");
+        assert!(
+            err.contains(&format!("process.cwd /proc/self/fd/{n}")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn only_procfs_goes_under_proc() {
+    let rt = Rt::new();
+    let mut b = sh("true");
+    b.add_mount(json!({"destination": "/proc/self", "type": "tmpfs", "source": "tmpfs"}));
+    let (code, _, err) = rt.run_bundle(&unique_id("procmnt"), &b);
+    assert_ne!(code, 0);
+    assert!(err.contains("may be mounted under /proc"), "{err}");
+}
+
+#[test]
+fn tmpcopyup_seeds_a_tmpfs_with_the_directory() {
+    let rt = Rt::new();
+    let mut b = sh(
+        "grep -c root /etc/passwd; grep ' /etc ' /proc/mounts | cut -d' ' -f3; stat -c %a /etc; echo new > /etc/x && cat /etc/x",
+    );
+    std::os::unix::fs::symlink("passwd", b.rootfs().join("etc/link")).unwrap();
+    b.add_mount(json!({"destination": "/etc", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup", "mode=0751"]}));
+    std::fs::set_permissions(
+        b.rootfs().join("etc"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o751),
+    )
+    .unwrap();
+    let (code, out, err) = rt.run_bundle(&unique_id("copyup"), &b);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["1", "tmpfs", "751", "new"]
+    );
+    assert!(
+        !b.rootfs().join("etc/x").exists(),
+        "writes stay in the tmpfs"
+    );
 }

@@ -811,3 +811,65 @@ fn terminal_container_gets_dev_console() {
     );
     assert!(text.lines().any(|l| l.trim() == "1"), "{text}");
 }
+
+#[test]
+fn init_is_not_readable_by_container_processes_while_it_waits() {
+    let rt = Rt::new();
+    let id = unique_id("undumpable");
+    let b = Bundle::new(&["sleep", "1000"]);
+    b.write();
+    rt.ok(&["create", "--bundle", bundle_path(&b), &id]);
+    // The init still holds the runtime's fds while it waits for `start`.
+    let out = rt.run(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "ls -l /proc/1/fd/ 2>&1; readlink /proc/1/exe; echo exe=$?; cat /proc/1/environ; echo environ=$?; true",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Listing fd numbers is allowed; following them, or reading the
+    // binary or the environment, needs ptrace access the init refuses.
+    assert!(text.contains("Permission denied"), "{text}");
+    assert!(
+        text.contains("exe=1") && text.contains("environ=1"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("berth-runtime") && !text.contains("/sys/fs/cgroup"),
+        "{text}"
+    );
+    rt.ok(&["delete", &id]);
+}
+
+#[test]
+fn delete_kills_processes_that_outlived_the_init() {
+    let rt = Rt::new();
+    let id = unique_id("orphans");
+    // Without a pid namespace, a background process survives its shell.
+    let mut b = Bundle::new(&["sh", "-c", "sleep 1000 & echo $!"]);
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "pid");
+    b.write();
+    let out = rt.ok(&["run", "--keep", "--bundle", bundle_path(&b), &id]);
+    let orphan: i32 = out.trim().parse().unwrap();
+    assert_eq!(rt.status(&id), "stopped");
+    assert!(
+        Path::new(&format!("/proc/{orphan}")).exists(),
+        "the orphan lives on"
+    );
+    rt.ok(&["delete", &id]);
+    common::reap(orphan);
+    assert!(
+        !Path::new(&format!("/proc/{orphan}/exe")).exists(),
+        "delete killed it"
+    );
+    assert!(cgroup_dirs(&id).is_empty());
+}

@@ -38,6 +38,20 @@ impl Drop for Undo {
             let _ = kill(*pid, Signal::SIGKILL);
             let _ = waitpid(*pid, None);
         }
+        // Hooks or a process without a pid namespace may have left more in
+        // the cgroup; it cannot be removed while they live.
+        if let Some(m) = &self.manager {
+            for _ in 0..100 {
+                let left = m.pids().unwrap_or_default();
+                if left.is_empty() {
+                    break;
+                }
+                for p in left {
+                    let _ = kill(p, Signal::SIGKILL);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        }
         if let Some(m) = &self.manager
             && let Err(e) = m.remove()
         {
@@ -71,6 +85,23 @@ fn cgroup_resources(linux: &Linux) -> Option<LinuxResources> {
         res.set_devices(Some(all));
     }
     Some(res)
+}
+
+/// The fds `--preserve-fds` passes must be open: otherwise the runtime's
+/// own fds would take their numbers and reach the container.
+pub(super) fn check_preserved_fds(n: u32) -> Result<()> {
+    if n > 1 << 20 {
+        return Err(Error::Invalid(format!("--preserve-fds {n}: too many")));
+    }
+    for fd in 3..3 + n as i32 {
+        // SAFETY: F_GETFD only queries.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(Error::Invalid(format!(
+                "--preserve-fds {n}: fd {fd} is not open"
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn now_rfc3339() -> String {
@@ -137,6 +168,7 @@ impl Runtime {
     /// nothing is left behind.
     pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<Started> {
         ensure_single_threaded().map_err(Error::Threads)?;
+        check_preserved_fds(opts.preserve_fds)?;
         let bundle = Bundle::load(&opts.bundle)?;
         tracing::debug!(id, bundle = %bundle.path.display(), "config loaded");
         let dir = StateDir::create(&self.root, id)?;
@@ -241,6 +273,7 @@ impl Runtime {
                 .unwrap_or_default(),
             cgroup: manager.state(),
             rootless: !nix::unistd::geteuid().is_root(),
+            ready: false,
         };
         dir.save(&state)?;
 
@@ -264,7 +297,7 @@ impl Runtime {
             preserve_fds: opts.preserve_fds,
             apparmor_enabled: crate::apparmor::is_enabled(),
             runtime_hooks: !prestart.is_empty() || !create_runtime.is_empty(),
-            hook_state: Default::default(),
+            state_file: dir.path.join(crate::state::STATE_FILE),
         };
 
         let (chan, child_chan) = channel::pair().map_err(io("creating sync socket"))?;
@@ -320,8 +353,7 @@ impl Runtime {
                     state.start_time = st.start_time;
                     dir.save(&state)?;
                     set_oom_score_adj(pid, process.oom_score_adj())?;
-                    let oci = Box::new(state.oci(Status::Creating));
-                    chan.send(&Msg::State(oci)).map_err(io("sync socket"))?;
+                    chan.send(&Msg::Go).map_err(io("sync socket"))?;
                 }
                 Msg::RunCreateRuntimeHooks => {
                     let oci = state.oci(Status::Creating);
@@ -351,6 +383,8 @@ impl Runtime {
                 }
                 Msg::Ready => {
                     tracing::debug!(id, "init ready");
+                    state.ready = true;
+                    dir.save(&state)?;
                     break;
                 }
                 Msg::Error(e) => return Err(Error::Child(e)),

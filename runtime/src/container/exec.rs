@@ -46,6 +46,7 @@ impl Runtime {
     /// (or failed to, with the reason).
     pub fn exec(&self, id: &str, process: &Process, opts: &ExecOptions) -> Result<Started> {
         ensure_single_threaded().map_err(Error::Threads)?;
+        super::create::check_preserved_fds(opts.preserve_fds)?;
         let (dir, state) = self.open(id)?;
         match state.status(&dir) {
             Status::Created | Status::Running => {}
@@ -75,8 +76,18 @@ impl Runtime {
                 .map(|p| (p, f.listener_metadata.clone()))
         });
         let plan = ProcessPlan::from_process(process, seccomp).map_err(Error::Invalid)?;
+        // Pin the init while opening /proc/<pid>/ns: if it exits and its pid
+        // is reused meanwhile, the pidfd tells.
+        let init = crate::process::pidfd::PidFd::open(state.pid)
+            .map_err(sys("opening the init's pidfd"))?;
         let namespaces =
             Namespaces::for_exec(linux.namespaces().as_deref().unwrap_or_default(), state.pid)?;
+        if !state.init_alive() || init.wait_exit(Some(std::time::Duration::ZERO)) {
+            return Err(Self::wrong_state(
+                id,
+                "cannot exec in a container that is stopped",
+            ));
+        }
         let (console, console_back) = match (&opts.console, plan.terminal) {
             (_, false) => (None, None),
             (Console::Socket(p), true) => (Some(crate::tty::connect_console_socket(p)?), None),
@@ -118,77 +129,53 @@ impl Runtime {
             };
         drop(child_chan);
         drop(tenant_plan.console);
-        let mut started: Option<Pid> = None;
-        let fail = |e: Error, started: Option<Pid>| {
-            let _ = nix::sys::signal::kill(stage1, nix::sys::signal::Signal::SIGKILL);
-            let _ = waitpid(stage1, None);
-            if let Some(p) = started {
-                let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
-                let _ = waitpid(p, None);
-            }
-            e
+        let mut procs = Procs {
+            stage1: Some(stage1),
+            started: None,
         };
-        if let Err(e) = chan.send(&Msg::Go) {
-            return Err(fail(io("sync socket")(e), None));
-        }
+        chan.send(&Msg::Go).map_err(io("sync socket"))?;
         loop {
-            let (msg, fds) = match chan.recv() {
-                Ok(Some(m)) => m,
-                Ok(None) => {
-                    return Err(fail(
-                        Error::Child("exec process exited before it was ready".into()),
-                        started,
+            let (msg, fds) = match chan.recv().map_err(io("sync socket"))? {
+                Some(m) => m,
+                None => {
+                    return Err(Error::Child(
+                        "exec process exited before it was ready".into(),
                     ));
                 }
-                Err(e) => return Err(fail(io("sync socket")(e), started)),
             };
             match msg {
                 Msg::InitPid(pid) => {
                     let _ = waitpid(stage1, None);
-                    started = Some(Pid::from_raw(pid));
-                    if let Err(e) = set_oom_score_adj(pid, process.oom_score_adj()) {
-                        return Err(fail(e, started));
-                    }
-                    if let Err(e) = chan.send(&Msg::Go) {
-                        return Err(fail(io("sync socket")(e), started));
-                    }
+                    procs.stage1 = None;
+                    procs.started = Some(Pid::from_raw(pid));
+                    set_oom_score_adj(pid, process.oom_score_adj())?;
+                    chan.send(&Msg::Go).map_err(io("sync socket"))?;
                 }
                 Msg::SeccompListener => {
                     let (Some(fd), Some((path, meta)), Some(pid)) =
-                        (fds.first(), &listener_target, started)
+                        (fds.first(), &listener_target, procs.started)
                     else {
-                        return Err(fail(
-                            Error::Invalid(
-                                "linux.seccomp: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath"
-                                    .into(),
-                            ),
-                            started,
+                        return Err(Error::Invalid(
+                            "linux.seccomp: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath"
+                                .into(),
                         ));
                     };
-                    if let Err(e) = forward_listener(
+                    forward_listener(
                         fd,
                         path,
                         meta.as_deref(),
                         pid.as_raw(),
                         &state.oci(Status::Running),
-                    ) {
-                        return Err(fail(e, started));
-                    }
+                    )?;
                 }
                 Msg::Ready => break,
-                Msg::Error(e) => return Err(fail(Error::Child(e), started)),
-                other => {
-                    return Err(fail(
-                        Error::Child(format!("sync protocol: unexpected {other:?}")),
-                        started,
-                    ));
-                }
+                Msg::Error(e) => return Err(Error::Child(e)),
+                other => return Err(Error::Child(format!("sync protocol: unexpected {other:?}"))),
             }
         }
-        let pid = started.expect("Ready follows InitPid");
+        let pid = procs.started.expect("Ready follows InitPid");
         // The channel closes on exec; an error before that is an exec failure.
         if let Ok(Some((Msg::Error(e), _))) = chan.recv() {
-            let _ = waitpid(pid, None);
             return Err(Error::Child(e));
         }
         let console = match console_back {
@@ -198,9 +185,26 @@ impl Runtime {
         if let Some(p) = &opts.pid_file {
             crate::state::write_pid_file(p, pid.as_raw())?;
         }
+        procs.started = None;
         Ok(Started {
             pid: pid.as_raw(),
             console,
         })
+    }
+}
+
+/// The processes of an exec that failed half-way, killed and reaped on
+/// drop. A reaped stage 1 is forgotten: its pid may be someone else's now.
+struct Procs {
+    stage1: Option<Pid>,
+    started: Option<Pid>,
+}
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for pid in [self.stage1, self.started].into_iter().flatten() {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
     }
 }

@@ -120,13 +120,23 @@ impl Runtime {
             return Err(Self::wrong_state(id, "container is not running"));
         }
         if all {
-            let pids = AnyManager::from_state(&state.cgroup).pids()?;
-            for pid in pids {
-                match kill(pid, signal) {
-                    Ok(()) | Err(Errno::ESRCH) => {}
-                    Err(e) => return Err(sys(format!("signalling pid {pid}"))(e)),
+            let manager = AnyManager::from_state(&state.cgroup);
+            // Frozen, no process can fork a child the snapshot misses.
+            let froze =
+                !manager.frozen().unwrap_or(true) && manager.freeze(FreezerState::Frozen).is_ok();
+            let result = manager.pids().map_err(Error::from).and_then(|pids| {
+                for pid in pids {
+                    match kill(pid, signal) {
+                        Ok(()) | Err(Errno::ESRCH) => {}
+                        Err(e) => return Err(sys(format!("signalling pid {pid}"))(e)),
+                    }
                 }
+                Ok(())
+            });
+            if froze {
+                manager.freeze(FreezerState::Thawed)?;
             }
+            result?;
             if !matches!(state.cgroup, crate::cgroups::CgroupState::None) {
                 return Ok(());
             }
@@ -158,7 +168,13 @@ impl Runtime {
         let manager = AnyManager::from_state(&state.cgroup);
         let status = state.status(&dir);
         match status {
-            Status::Stopped => {}
+            // Without a pid namespace, processes can outlive the init; they
+            // are the container's, and its cgroup cannot go while they live.
+            Status::Stopped => {
+                if !manager.pids().unwrap_or_default().is_empty() {
+                    kill_all(&state, &manager)?;
+                }
+            }
             Status::Created => kill_all(&state, &manager)?,
             Status::Creating | Status::Running | Status::Paused if force => {
                 kill_all(&state, &manager)?

@@ -22,9 +22,6 @@ pub enum Msg {
     IdsMapped,
     /// Stage 1 → runtime: the init's pid, in the runtime's pid namespace.
     InitPid(i32),
-    /// Runtime → init: go on; the container's state so far, which the
-    /// createContainer and startContainer hooks receive.
-    State(Box<crate::state::OciState>),
     /// Init → runtime: mounts are done, run prestart and createRuntime
     /// hooks (they run in the runtime's namespaces).
     RunCreateRuntimeHooks,
@@ -99,6 +96,11 @@ impl Channel {
                             // SAFETY: the kernel just installed these fds for us.
                             fds.extend(raw.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
                         }
+                    }
+                    if r.flags.contains(MsgFlags::MSG_TRUNC) {
+                        return Err(std::io::Error::other(format!(
+                            "sync message larger than {MAX_MSG} bytes"
+                        )));
                     }
                     break (r.bytes, fds);
                 }

@@ -48,9 +48,18 @@ pub struct InitPlan<'a> {
     /// Whether the runtime runs prestart/createRuntime hooks, so the init
     /// must stop and wait for them.
     pub runtime_hooks: bool,
-    /// The state createContainer/startContainer hooks get; the runtime
-    /// sends it once the init's pid is known.
-    pub hook_state: std::cell::RefCell<Option<crate::state::OciState>>,
+    /// The container's state.json, which the runtime writes before `Go`
+    /// and createContainer/startContainer hooks receive.
+    pub state_file: PathBuf,
+}
+
+/// Close an fd the plan owns. Safe only in a cloned child, which never runs
+/// the plan's destructors (it execs or `_exit`s), so nothing closes it twice.
+fn close_borrowed(fd: Option<&OwnedFd>) {
+    if let Some(fd) = fd {
+        // SAFETY: see above.
+        unsafe { libc::close(fd.as_raw_fd()) };
+    }
 }
 
 fn report(chan: &Channel, err: String) -> ! {
@@ -68,6 +77,9 @@ pub fn stage1(plan: &InitPlan<'_>, chan: &Channel, in_cgroup: bool) -> ! {
     if let Err(e) = plan.placement.join_self(in_cgroup) {
         report(chan, format!("joining the container's cgroup: {e}"));
     }
+    // A host directory fd must not live on into the container, where a
+    // cwd of /proc/self/fd/N would reach the host through it.
+    close_borrowed(plan.placement.clone_into.as_ref());
     match stage1_inner(plan, chan) {
         Ok(()) => exit_child(0),
         Err(e) => report(chan, e),
@@ -78,6 +90,9 @@ fn stage1_inner(plan: &InitPlan<'_>, chan: &Channel) -> Result<(), String> {
     let sys = LinuxSyscall;
     recv_go(chan)?;
     plan.namespaces.join_all(&sys).map_err(|e| e.to_string())?;
+    for j in &plan.namespaces.joins {
+        close_borrowed(Some(&j.fd));
+    }
     if plan.namespaces.new_user {
         sys.unshare(CloneFlags::CLONE_NEWUSER)
             .map_err(|e| format!("creating user namespace: {e}"))?;
@@ -151,16 +166,29 @@ fn init(plan: &InitPlan<'_>, chan: &Channel) -> ! {
 
 fn init_inner(plan: &InitPlan<'_>, chan: &Channel) -> Result<String, String> {
     let sys = LinuxSyscall;
-    match chan.recv() {
-        Ok(Some((Msg::State(state), _))) => *plan.hook_state.borrow_mut() = Some(*state),
-        Ok(Some((m, _))) => return Err(format!("sync protocol: expected State, got {m:?}")),
-        Ok(None) => exit_child(1),
-        Err(e) => return Err(format!("sync channel: {e}")),
-    }
+    recv_go(chan)?;
+    // The runtime is done writing our /proc entries (oom_score_adj).
+    setup::make_undumpable();
+    let spec = &plan.bundle.spec;
+    let hooks = spec.hooks().as_ref();
+    let wants_state = hooks.is_some_and(|h| {
+        h.create_container().as_ref().is_some_and(|l| !l.is_empty())
+            || h.start_container().as_ref().is_some_and(|l| !l.is_empty())
+    });
+    // Hooks get the state the runtime saved before sending Go; read while
+    // the host's filesystem is still in view.
+    let hook_state = if wants_state {
+        let raw = std::fs::read(&plan.state_file)
+            .map_err(|e| format!("reading {}: {e}", plan.state_file.display()))?;
+        let st: crate::state::ContainerState = serde_json::from_slice(&raw)
+            .map_err(|e| format!("reading {}: {e}", plan.state_file.display()))?;
+        Some(st.oci(crate::state::Status::Creating))
+    } else {
+        None
+    };
     // Mode bits in the config are exact; the runtime's umask must not
     // trim them.
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
-    let spec = &plan.bundle.spec;
     let user_ns = has_ns(spec, LinuxNamespaceType::User);
     let cfg = RootfsConfig {
         spec,
@@ -179,13 +207,15 @@ fn init_inner(plan: &InitPlan<'_>, chan: &Channel) -> Result<String, String> {
             .map_err(|e| e.to_string())?;
         chan.expect(&Msg::HooksDone).map_err(|e| e.to_string())?;
     }
-    let hooks = spec.hooks().as_ref();
     if let Some(list) = hooks.and_then(|h| h.create_container().as_deref())
-        && let Some(state) = plan.hook_state.borrow().as_ref()
+        && let Some(state) = &hook_state
     {
         crate::hooks::run("createContainer", list, state).map_err(|e| e.to_string())?;
     }
 
+    // Checked and held for masking files after the switch, when the path
+    // /dev/null would be the image's to define.
+    let dev_null = rootfs::open_dev_null(&plan.bundle.rootfs).map_err(|e| e.to_string())?;
     rootfs::switch_root(&sys, &plan.bundle.rootfs, plan.no_pivot).map_err(|e| e.to_string())?;
     if plan.process.terminal {
         let socket = plan
@@ -194,14 +224,19 @@ fn init_inner(plan: &InitPlan<'_>, chan: &Channel) -> Result<String, String> {
             .ok_or("process.terminal is set but there is no console socket")?;
         crate::tty::setup_console(&sys, socket.as_raw_fd(), plan.process.console_size, true)
             .map_err(|e| e.to_string())?;
+        close_borrowed(Some(socket));
     }
-    if let Some(sysctls) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+    let sysctls = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref());
+    if sysctls.is_some_and(|s| !s.is_empty()) {
+        rootfs::ensure_procfs("/proc/sys").map_err(|e| format!("linux.sysctl: {e}"))?;
+    }
+    if let Some(sysctls) = sysctls {
         for (key, value) in sysctls {
             let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
             std::fs::write(&path, value).map_err(|e| format!("linux.sysctl.{key}: {e}"))?;
         }
     }
-    rootfs::finish(&sys, spec, user_ns).map_err(|e| e.to_string())?;
+    rootfs::finish(&sys, spec, user_ns, &dev_null).map_err(|e| e.to_string())?;
     tracing::debug!(id = plan.id, "root switched, paths masked");
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         sys.sethostname(h)
@@ -215,13 +250,21 @@ fn init_inner(plan: &InitPlan<'_>, chan: &Channel) -> Result<String, String> {
         setup::join_session_keyring(plan.id);
     }
 
-    let listener = setup::apply(&sys, &plan.process, plan.apparmor_enabled)?;
+    let listener = setup::apply(
+        &sys,
+        &plan.process,
+        plan.apparmor_enabled,
+        plan.preserve_fds,
+    )?;
     if let Some(fd) = listener {
         chan.send_with_fds(&Msg::SeccompListener, &[fd.as_raw_fd()])
             .map_err(|e| e.to_string())?;
     }
     let program = setup::resolve_program(&plan.process)?;
     setup::clear_cloexec(3..3 + plan.preserve_fds as RawFd);
+    // A /proc of the image's making would turn the reopen below into a
+    // write to some file, and an exec before `start`.
+    rootfs::ensure_procfs("/proc/self/fd").map_err(|e| format!("exec.fifo: {e}"))?;
     chan.send(&Msg::Ready).map_err(|e| e.to_string())?;
 
     // Block until `start` opens the other end of exec.fifo.
@@ -240,12 +283,12 @@ fn init_inner(plan: &InitPlan<'_>, chan: &Channel) -> Result<String, String> {
     unsafe { libc::write(w, b"0".as_ptr().cast(), 1) };
 
     if let Some(list) = hooks.and_then(|h| h.start_container().as_deref())
-        && let Some(state) = plan.hook_state.borrow().as_ref()
+        && let Some(state) = &hook_state
         && let Err(e) = crate::hooks::run("startContainer", list, state)
     {
         return Ok(e.to_string());
     }
-    Ok(setup::exec(&plan.process, &program, plan.preserve_fds))
+    Ok(setup::exec(&plan.process, &program))
 }
 
 /// A process `exec` adds to a running container: what stage 1 and the
@@ -289,6 +332,7 @@ fn tenant(plan: &TenantPlan<'_>, chan: &Channel) -> ! {
     let result = (|| -> Result<String, String> {
         let sys = LinuxSyscall;
         recv_go(chan)?;
+        setup::make_undumpable();
         if plan.process.terminal {
             let socket = plan
                 .console
@@ -296,8 +340,14 @@ fn tenant(plan: &TenantPlan<'_>, chan: &Channel) -> ! {
                 .ok_or("terminal requested without a console socket")?;
             crate::tty::setup_console(&sys, socket.as_raw_fd(), plan.process.console_size, false)
                 .map_err(|e| e.to_string())?;
+            close_borrowed(Some(socket));
         }
-        let listener = setup::apply(&sys, &plan.process, plan.apparmor_enabled)?;
+        let listener = setup::apply(
+            &sys,
+            &plan.process,
+            plan.apparmor_enabled,
+            plan.preserve_fds,
+        )?;
         if let Some(fd) = listener {
             chan.send_with_fds(&Msg::SeccompListener, &[fd.as_raw_fd()])
                 .map_err(|e| e.to_string())?;
@@ -305,7 +355,7 @@ fn tenant(plan: &TenantPlan<'_>, chan: &Channel) -> ! {
         let program = setup::resolve_program(&plan.process)?;
         setup::clear_cloexec(3..3 + plan.preserve_fds as RawFd);
         chan.send(&Msg::Ready).map_err(|e| e.to_string())?;
-        Ok(setup::exec(&plan.process, &program, plan.preserve_fds))
+        Ok(setup::exec(&plan.process, &program))
     })();
     match result {
         // exec failed after Ready: the runtime still listens until the

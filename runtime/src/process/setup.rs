@@ -162,9 +162,25 @@ pub fn apply(
     sys: &dyn Syscall,
     plan: &ProcessPlan,
     apparmor_enabled: bool,
+    preserve_fds: u32,
 ) -> Result<Option<OwnedFd>, String> {
+    // Before any seccomp filter, which could refuse close_range: nothing of
+    // the runtime's may reach the container's process.
+    cloexec_from(3 + preserve_fds)?;
     sys.chdir(&plan.cwd)
         .map_err(|e| format!("process.cwd {}: {e}", plan.cwd.display()))?;
+    // A cwd like /proc/self/fd/N names whatever fd N is; if that is a
+    // directory of the host's, the process would start outside its root
+    // (CVE-2024-21626). The kernel reports such a cwd as unreachable.
+    match nix::unistd::getcwd() {
+        Ok(p) if p.is_absolute() => {}
+        _ => {
+            return Err(format!(
+                "process.cwd {}: resolves outside the container's root",
+                plan.cwd.display()
+            ));
+        }
+    }
     if let Some(profile) = &plan.apparmor_profile {
         if apparmor_enabled {
             crate::apparmor::apply_on_exec(profile)
@@ -219,18 +235,10 @@ pub fn apply(
     Ok(listener)
 }
 
-/// The last steps: the late seccomp filter, closing fds the process must
-/// not inherit, and exec. Returns only on failure.
-pub fn exec(plan: &ProcessPlan, program: &CString, preserve_fds: u32) -> String {
-    if plan.no_new_privileges
-        && let Some(filter) = plan.seccomp.as_ref().filter(|f| !f.notify)
-        && let Err(e) = seccomp::install(filter)
-    {
-        return e.to_string();
-    }
-    let first = 3 + preserve_fds;
+/// Mark every fd from `first` on close-on-exec.
+fn cloexec_from(first: u32) -> Result<(), String> {
     // SAFETY: close_range marking fds close-on-exec; nothing is closed now.
-    unsafe {
+    let rc = unsafe {
         libc::syscall(
             libc::SYS_close_range,
             first,
@@ -238,6 +246,48 @@ pub fn exec(plan: &ProcessPlan, program: &CString, preserve_fds: u32) -> String 
             libc::CLOSE_RANGE_CLOEXEC,
         )
     };
+    if rc == 0 {
+        return Ok(());
+    }
+    // Kernels before 5.11: walk the open fds instead.
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map_err(|e| format!("listing open fds: {e}"))?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd >= first as i32)
+        .collect();
+    for fd in fds {
+        // SAFETY: fcntl on an integer fd; one that is gone by now fails harmlessly.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
+}
+
+/// Keep other processes of the container, which may share our uid and
+/// capabilities, from reading our memory or /proc/<pid>/fd while we still
+/// hold the runtime's fds. exec makes the process dumpable again.
+pub fn make_undumpable() {
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+}
+
+/// The last steps: the late seccomp filter, a clean signal state, and
+/// exec. Returns only on failure.
+pub fn exec(plan: &ProcessPlan, program: &CString) -> String {
+    if plan.no_new_privileges
+        && let Some(filter) = plan.seccomp.as_ref().filter(|f| !f.notify)
+        && let Err(e) = seccomp::install(filter)
+    {
+        return e.to_string();
+    }
+    // Rust ignores SIGPIPE, and ignored signals survive exec: `yes | head`
+    // would misbehave in the container. Blocked signals survive it too.
+    // SAFETY: resetting a disposition and the mask before exec.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+    }
     match nix::unistd::execve(program, &plan.args, &plan.env) {
         Err(e) => format!("exec {}: {e}", program.to_string_lossy()),
         Ok(never) => match never {},

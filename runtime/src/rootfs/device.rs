@@ -112,10 +112,9 @@ pub fn create(
         .map_err(|e| err(e.into()))?;
     let c = CString::new(name.as_os_str().as_bytes())
         .map_err(|_| err(std::io::ErrorKind::InvalidInput.into()))?;
-    // mknod applies the umask; set the exact mode and owner the config asks for.
-    // SAFETY: *at calls relative to an open directory fd.
+    // The init runs with umask 0, so mknod gave the exact mode.
+    // SAFETY: fchownat relative to an open directory fd, not following links.
     unsafe {
-        libc::fchmodat(dir.as_raw_fd(), c.as_ptr(), dev.mode, 0);
         if libc::fchownat(
             dir.as_raw_fd(),
             c.as_ptr(),

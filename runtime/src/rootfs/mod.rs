@@ -3,6 +3,7 @@
 
 mod copy;
 pub mod device;
+mod newmount;
 pub mod options;
 pub mod path;
 
@@ -262,6 +263,11 @@ fn mount_one(
             reason: "id-mapped mounts (idmap) are not supported yet".into(),
         });
     }
+    check_proc_mount(&dest, typ).map_err(|reason| RootfsError::Unsupported {
+        index,
+        dest: dest.clone(),
+        reason,
+    })?;
     if typ == "cgroup" {
         return mount_cgroup(sys, root, cfg, index, &dest, &opts);
     }
@@ -510,33 +516,15 @@ fn tmpcopyup(
     opts: &MountOptions,
     data: Option<&str>,
 ) -> std::io::Result<()> {
-    let staging = std::env::temp_dir().join(format!(".berth-tmpcopyup-{}", std::process::id()));
-    std::fs::create_dir(&staging)?;
-    let result = (|| {
-        sys.mount(
-            Some(Path::new("tmpfs")),
-            &staging,
-            Some("tmpfs"),
-            opts.flags,
-            data,
-        )
-        .map_err(errno_io)?;
-        let copied = copy::copy_tree(&fd_path(target), &staging);
-        if let Err(e) = copied {
-            let _ = sys.umount2(&staging, MntFlags::MNT_DETACH);
-            return Err(e);
-        }
-        sys.mount(
-            Some(&staging),
-            &fd_path(target),
-            None,
-            MsFlags::MS_MOVE,
-            None,
-        )
-        .map_err(errno_io)
-    })();
-    let _ = std::fs::remove_dir(&staging);
-    result
+    // A detached tmpfs (new mount API) has no path anyone could race for.
+    let mnt = newmount::tmpfs(opts.flags & !MsFlags::MS_RDONLY, data)?;
+    copy::copy_tree(&fd_path(target), &fd_path(&mnt))?;
+    newmount::move_onto(&mnt, target)?;
+    if opts.flags.contains(MsFlags::MS_RDONLY) {
+        sys.mount_setattr_recursive(&fd_path(&mnt), options::MOUNT_ATTR_RDONLY, 0)
+            .map_err(errno_io)?;
+    }
+    Ok(())
 }
 
 fn open_dir(path: &Path) -> std::io::Result<OwnedFd> {
@@ -554,6 +542,79 @@ fn open_dir(path: &Path) -> std::io::Result<OwnedFd> {
     }
     // SAFETY: new fd from open.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Files runc lets a bind mount cover inside /proc, for lxcfs.
+const PROC_OVERRIDES: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+];
+
+/// /proc must be procfs, and nothing but procfs or lxcfs's files may
+/// cover anything below it: the runtime writes to /proc/self/... and
+/// /proc/sys/... and must reach the kernel, not an image's files.
+fn check_proc_mount(dest: &Path, typ: &str) -> std::result::Result<(), String> {
+    if dest == Path::new("/proc") && typ != "proc" {
+        return Err(format!("/proc must be a proc mount, not {typ:?}"));
+    }
+    if dest.starts_with("/proc") && dest != Path::new("/proc") && typ != "proc" {
+        let allowed = PROC_OVERRIDES.iter().any(|p| dest == Path::new(p));
+        if !allowed {
+            return Err(
+                "only procfs, or a bind over a file lxcfs provides, may be mounted under /proc"
+                    .into(),
+            );
+        }
+    }
+    Ok(())
+}
+
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+/// Fail unless `path` is on procfs.
+pub fn ensure_procfs(path: &str) -> std::result::Result<(), String> {
+    let c = CString::new(path).map_err(|e| e.to_string())?;
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: statfs fills the struct.
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(format!(
+            "{path}: {} (the container needs /proc)",
+            std::io::Error::last_os_error()
+        ));
+    }
+    if st.f_type as i64 != PROC_SUPER_MAGIC {
+        return Err(format!("{path} is not on procfs"));
+    }
+    Ok(())
+}
+
+/// An O_PATH fd of the container's /dev/null, checked to be the null
+/// device: an image could have put anything at that path.
+///
+/// Opened inside `rootfs` (resolved in it) before the switch: a bind
+/// source must be a mount of the container's own mount namespace, which
+/// the host's /dev no longer is once the old root is detached.
+pub fn open_dev_null(rootfs: &Path) -> Result<OwnedFd> {
+    let err = |source| RootfsError::Device {
+        path: "/dev/null".into(),
+        source,
+    };
+    let root = Root::open(rootfs).map_err(err)?;
+    let f = std::fs::File::from(root.open_path(Path::new("/dev/null")).map_err(err)?);
+    let meta = f.metadata().map_err(err)?;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    if !meta.file_type().is_char_device() || meta.rdev() != nix::sys::stat::makedev(1, 3) {
+        return Err(err(std::io::Error::other("not the null device (1:3)")));
+    }
+    Ok(f.into())
 }
 
 /// Make the rootfs `/`: pivot_root, or with `no_pivot` (for roots on
@@ -607,7 +668,7 @@ pub fn switch_root(sys: &dyn Syscall, rootfs: &Path, no_pivot: bool) -> Result<(
 
 /// After the switch: read-only and masked paths, the read-only root, and
 /// the root's final propagation.
-pub fn finish(sys: &dyn Syscall, spec: &Spec, user_ns: bool) -> Result<()> {
+pub fn finish(sys: &dyn Syscall, spec: &Spec, user_ns: bool, dev_null: &OwnedFd) -> Result<()> {
     let linux = spec.linux().as_ref();
     for p in linux
         .and_then(|l| l.readonly_paths().as_deref())
@@ -622,7 +683,7 @@ pub fn finish(sys: &dyn Syscall, spec: &Spec, user_ns: bool) -> Result<()> {
         .and_then(|l| l.masked_paths().as_deref())
         .unwrap_or_default()
     {
-        mask_path(sys, Path::new(p)).map_err(|source| RootfsError::Masked {
+        mask_path(sys, Path::new(p), dev_null).map_err(|source| RootfsError::Masked {
             path: p.into(),
             source,
         })?;
@@ -673,7 +734,7 @@ fn readonly_path(sys: &dyn Syscall, p: &Path, user_ns: bool) -> std::io::Result<
     sys.mount(None, p, None, flags, None).map_err(errno_io)
 }
 
-fn mask_path(sys: &dyn Syscall, p: &Path) -> std::io::Result<()> {
+fn mask_path(sys: &dyn Syscall, p: &Path, dev_null: &OwnedFd) -> std::io::Result<()> {
     let meta = match std::fs::metadata(p) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
@@ -689,14 +750,8 @@ fn mask_path(sys: &dyn Syscall, p: &Path) -> std::io::Result<()> {
         )
         .map_err(errno_io)
     } else {
-        sys.mount(
-            Some(Path::new("/dev/null")),
-            p,
-            None,
-            MsFlags::MS_BIND,
-            None,
-        )
-        .map_err(errno_io)
+        sys.mount(Some(&fd_path(dev_null)), p, None, MsFlags::MS_BIND, None)
+            .map_err(errno_io)
     }
 }
 
@@ -734,17 +789,28 @@ mod tests {
         let file = t.path().join("f");
         std::fs::create_dir(&dir).unwrap();
         std::fs::write(&file, "x").unwrap();
-        mask_path(&sys, &dir).unwrap();
-        mask_path(&sys, &file).unwrap();
-        mask_path(&sys, &t.path().join("missing")).unwrap();
+        let null = open_dev_null(Path::new("/")).unwrap();
+        mask_path(&sys, &dir, &null).unwrap();
+        mask_path(&sys, &file, &null).unwrap();
+        mask_path(&sys, &t.path().join("missing"), &null).unwrap();
         let calls = sys.calls();
         assert_eq!(calls.len(), 2);
         assert!(
             matches!(&calls[0], Call::Mount { fstype: Some(t), flags, .. } if t == "tmpfs" && *flags == MsFlags::MS_RDONLY)
         );
+        // The checked host /dev/null, by fd, never a path the image controls.
         assert!(
-            matches!(&calls[1], Call::Mount { source: Some(s), flags, .. } if s == Path::new("/dev/null") && *flags == MsFlags::MS_BIND)
+            matches!(&calls[1], Call::Mount { source: Some(s), flags, .. } if *s == fd_path(&null) && *flags == MsFlags::MS_BIND)
         );
+    }
+
+    #[test]
+    fn proc_mounts_are_restricted() {
+        assert!(check_proc_mount(Path::new("/proc"), "proc").is_ok());
+        assert!(check_proc_mount(Path::new("/proc"), "tmpfs").is_err());
+        assert!(check_proc_mount(Path::new("/proc/self"), "bind").is_err());
+        assert!(check_proc_mount(Path::new("/proc/meminfo"), "bind").is_ok());
+        assert!(check_proc_mount(Path::new("/procfoo"), "tmpfs").is_ok());
     }
 
     #[test]
