@@ -70,6 +70,8 @@ fn run_one(phase: &'static str, index: usize, hook: &Hook, state: &[u8]) -> Resu
             cmd.env(k, v);
         }
     }
+    // Its own process group, so a timeout kills what the hook started too.
+    cmd.process_group(0);
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -100,7 +102,10 @@ fn run_one(phase: &'static str, index: usize, hook: &Hook, state: &[u8]) -> Resu
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now());
                 if left.is_zero() {
-                    let _ = child.kill();
+                    let _ = nix::sys::signal::killpg(
+                        nix::unistd::Pid::from_raw(child.id() as i32),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
                     let _ = child.wait();
                     return Err(HookError::Timeout {
                         phase,
@@ -272,14 +277,28 @@ mod tests {
     }
 
     #[test]
-    fn timeout_kills_hook() {
-        let h = hook(&["sh", "-c", "sleep 30"], Some(1));
+    fn timeout_kills_hook_and_what_it_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let script = format!("sleep 30 & echo $! > {}; wait", pidfile.display());
+        let h = hook(&["sh", "-c", &script], Some(1));
         let t = Instant::now();
         let err = run("createRuntime", &[h], &state())
             .unwrap_err()
             .to_string();
         assert_eq!(err, "hooks.createRuntime[0] /bin/sh: timed out after 1s");
         assert!(t.elapsed() < Duration::from_secs(5));
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        // Killed; an orphaned zombie may linger until init reaps it.
+        while crate::state::proc_stat(pid).is_some_and(|s| s.state != 'Z') {
+            assert!(Instant::now() < deadline, "the hook's child {pid} survived");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     #[test]
