@@ -7,6 +7,7 @@
 mod fs;
 pub mod mountinfo;
 pub mod path;
+pub mod stats;
 pub mod v1;
 pub mod v2;
 
@@ -129,6 +130,10 @@ pub trait CgroupManager {
     fn state(&self) -> CgroupState;
     /// Filesystems the init mounts for a `cgroup` mount entry.
     fn container_mounts(&self) -> Vec<CgroupMount>;
+    /// Resource usage now.
+    fn stats(&self) -> Result<stats::Stats>;
+    /// A notifier of OOM kills in the cgroup.
+    fn oom_notifier(&self) -> Result<stats::OomNotifier>;
 }
 
 /// Enum dispatch over the closed set of backends.
@@ -278,6 +283,20 @@ impl CgroupManager for AnyManager {
     }
     fn container_mounts(&self) -> Vec<CgroupMount> {
         dispatch!(self, m => m.container_mounts(), none => Vec::new())
+    }
+    fn stats(&self) -> Result<stats::Stats> {
+        dispatch!(self, m => m.stats(), none => Err(CgroupError::MissingController("stats need a cgroup (--cgroup-manager none)".into())))
+    }
+    fn oom_notifier(&self) -> Result<stats::OomNotifier> {
+        dispatch!(self, m => m.oom_notifier(), none => Err(CgroupError::MissingController("memory".into())))
+    }
+}
+
+impl stats::OomNotifier {
+    /// After the fd polled readable: how many OOM kills happened since the
+    /// previous call (0 if the wake-up was for another memory event).
+    pub fn consume(&mut self) -> Result<u64> {
+        todo!("cgroups helper: read the eventfd (v1) / drain inotify and diff memory.events (v2)")
     }
 }
 

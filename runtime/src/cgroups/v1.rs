@@ -663,6 +663,14 @@ impl CgroupManager for V1Manager {
         })
     }
 
+    fn stats(&self) -> Result<super::stats::Stats> {
+        todo!("cgroups helper")
+    }
+
+    fn oom_notifier(&self) -> Result<super::stats::OomNotifier> {
+        todo!("cgroups helper")
+    }
+
     fn container_mounts(&self) -> Vec<CgroupMount> {
         self.hierarchies.iter().map(V1Hierarchy::mount).collect()
     }

@@ -525,6 +525,14 @@ impl CgroupManager for V2Manager {
         })
     }
 
+    fn stats(&self) -> Result<super::stats::Stats> {
+        todo!("cgroups helper")
+    }
+
+    fn oom_notifier(&self) -> Result<super::stats::OomNotifier> {
+        todo!("cgroups helper")
+    }
+
     fn container_mounts(&self) -> Vec<CgroupMount> {
         vec![CgroupMount {
             subdir: String::new(),
