@@ -5,6 +5,7 @@ mod create;
 mod exec;
 pub mod foreground;
 mod lifecycle;
+mod resources;
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::state::{ContainerState, StateDir};
 
 pub use exec::ExecOptions;
+pub use resources::Event;
 
 /// Where a terminal container's pty master goes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -148,6 +148,57 @@ pub enum Command {
     },
     /// Print what this runtime supports, as JSON.
     Features,
+    /// Freeze every process of a running container.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
+    /// Change a running container's resource limits.
+    Update(UpdateArgs),
+    /// Print resource usage and OOM events as JSON lines.
+    Events {
+        id: String,
+        /// Print the current stats once and exit.
+        #[arg(long)]
+        stats: bool,
+        /// Time between stats events.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        interval: std::time::Duration,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    pub id: String,
+    /// An OCI linux.resources JSON file, or - for stdin.
+    #[arg(short, long, value_name = "FILE")]
+    pub resources: Option<PathBuf>,
+    /// Memory limit in bytes (suffixes k, m, g); -1 for none.
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory_reservation: Option<String>,
+    /// Memory plus swap; -1 for unlimited swap.
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    #[arg(long)]
+    pub cpu_share: Option<u64>,
+    #[arg(long)]
+    pub cpu_period: Option<u64>,
+    #[arg(long, allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    #[arg(long)]
+    pub cpu_rt_period: Option<u64>,
+    #[arg(long, allow_hyphen_values = true)]
+    pub cpu_rt_runtime: Option<i64>,
+    #[arg(long)]
+    pub cpuset_cpus: Option<String>,
+    #[arg(long)]
+    pub cpuset_mems: Option<String>,
+    /// -1 or 0 for no limit.
+    #[arg(long, allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    #[arg(long)]
+    pub blkio_weight: Option<u16>,
 }
 
 #[derive(Debug, Args)]

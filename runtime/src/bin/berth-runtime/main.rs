@@ -162,6 +162,18 @@ fn run(cli: Cli) -> Result<u8> {
         Command::List { format, quiet } => list(&rt, *format, *quiet)?,
         Command::Spec { bundle, rootless } => spec(bundle, *rootless)?,
         Command::Features => println!("{}", serde_json::to_string_pretty(&features())?),
+        Command::Pause { id } => rt.pause(id).with_context(|| format!("pause {id}"))?,
+        Command::Resume { id } => rt.resume(id).with_context(|| format!("resume {id}"))?,
+        Command::Update(a) => {
+            let resources = update_resources(a).with_context(|| format!("update {}", a.id))?;
+            rt.update(&a.id, &resources)
+                .with_context(|| format!("update {}", a.id))?;
+        }
+        Command::Events {
+            id,
+            stats,
+            interval,
+        } => events(&rt, id, *stats, *interval)?,
     }
     Ok(0)
 }
@@ -193,6 +205,127 @@ fn run_container(rt: &Runtime, a: &CreateArgs, detach: bool, keep: bool) -> Resu
             .with_context(|| format!("run {}: removing the exited container", a.id))?;
     }
     Ok(exit_byte(code))
+}
+
+/// Bytes from "1024", "512k", "64m", "2g"; -1 stays -1 (no limit).
+fn parse_size(flag: &str, s: &str) -> Result<i64> {
+    let s = s.trim();
+    if s == "-1" {
+        return Ok(-1);
+    }
+    let lower = s.to_ascii_lowercase();
+    let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &lower[digits.len()..];
+    let mult: i64 = match unit {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => bail!("--{flag} {s}: unknown unit {unit:?}"),
+    };
+    let n: i64 = digits
+        .parse()
+        .with_context(|| format!("--{flag} {s}: not a size"))?;
+    n.checked_mul(mult)
+        .with_context(|| format!("--{flag} {s}: too large"))
+}
+
+/// The resources `update` applies: a JSON document, overlaid with flags.
+fn update_resources(a: &cli::UpdateArgs) -> Result<oci_spec::runtime::LinuxResources> {
+    let mut v = match &a.resources {
+        Some(p) if p.as_os_str() == "-" => {
+            let mut raw = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut raw)?;
+            serde_json::from_slice(&raw).context("resources from stdin")?
+        }
+        Some(p) => serde_json::from_slice(
+            &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        )
+        .with_context(|| format!("{}", p.display()))?,
+        None => serde_json::json!({}),
+    };
+    let mut set = |section: &str, key: &str, val: serde_json::Value| {
+        if !v[section].is_object() {
+            v[section] = serde_json::json!({});
+        }
+        v[section][key] = val;
+    };
+    if let Some(m) = &a.memory {
+        set("memory", "limit", parse_size("memory", m)?.into());
+    }
+    if let Some(m) = &a.memory_reservation {
+        set(
+            "memory",
+            "reservation",
+            parse_size("memory-reservation", m)?.into(),
+        );
+    }
+    if let Some(m) = &a.memory_swap {
+        set("memory", "swap", parse_size("memory-swap", m)?.into());
+    }
+    for (key, val) in [
+        ("shares", a.cpu_share),
+        ("period", a.cpu_period),
+        ("realtimePeriod", a.cpu_rt_period),
+    ] {
+        if let Some(x) = val {
+            set("cpu", key, x.into());
+        }
+    }
+    for (key, val) in [
+        ("quota", a.cpu_quota),
+        ("realtimeRuntime", a.cpu_rt_runtime),
+    ] {
+        if let Some(x) = val {
+            set("cpu", key, x.into());
+        }
+    }
+    if let Some(c) = &a.cpuset_cpus {
+        set("cpu", "cpus", c.clone().into());
+    }
+    if let Some(c) = &a.cpuset_mems {
+        set("cpu", "mems", c.clone().into());
+    }
+    if let Some(p) = a.pids_limit {
+        set("pids", "limit", p.into());
+    }
+    if let Some(w) = a.blkio_weight {
+        set("blockIO", "weight", w.into());
+    }
+    let json = v.to_string();
+    let de = &mut serde_json::Deserializer::from_str(&json);
+    serde_path_to_error::deserialize(de)
+        .map_err(|e| anyhow::anyhow!("linux.resources.{}: {}", e.path(), e.inner()))
+}
+
+/// `events`: JSON lines as runc prints them, {"type","id","data"}.
+fn events(rt: &Runtime, id: &str, once: bool, interval: std::time::Duration) -> Result<()> {
+    let what = || format!("events {id}");
+    let line = |kind: &str, data: serde_json::Value| {
+        println!(
+            "{}",
+            serde_json::json!({ "type": kind, "id": id, "data": data })
+        );
+    };
+    if once {
+        let stats = rt.stats(id).with_context(what)?;
+        line("stats", serde_json::to_value(stats)?);
+        return Ok(());
+    }
+    rt.events(id, interval, |e| {
+        match e {
+            berth_runtime::container::Event::Stats(s) => {
+                line("stats", serde_json::to_value(*s).unwrap_or_default())
+            }
+            berth_runtime::container::Event::Oom { kills } => {
+                line("oom", serde_json::json!({ "kills": kills }))
+            }
+        }
+        // A reader that went away ends the stream.
+        std::io::Write::flush(&mut std::io::stdout()).is_ok()
+    })
+    .with_context(what)
 }
 
 fn parse_signal(s: &str) -> Result<Signal> {

@@ -1,0 +1,3 @@
+//! Tools for berth's tests that need more than the host offers.
+
+pub mod vm;
