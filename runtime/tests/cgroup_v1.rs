@@ -95,6 +95,12 @@ impl Guard {
         st
     }
 
+    /// Wait until the child stops itself (see [`Action::Hold`]).
+    fn wait_stopped(&mut self, pid: Pid) {
+        let st = waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WUNTRACED)).expect("waitpid");
+        assert_eq!(st, WaitStatus::Stopped(pid, Signal::SIGSTOP));
+    }
+
     fn kill(&mut self, pid: Pid) {
         let _ = kill(pid, Signal::SIGKILL);
         self.wait(pid);
@@ -149,6 +155,14 @@ enum Action {
     Touch(usize),
     /// Try to fork: exit 42 if fork fails with EAGAIN, 10 if it works.
     Fork,
+    /// Map and touch this many bytes, stop (SIGSTOP) to tell the parent,
+    /// then sleep until killed.
+    Hold(usize),
+    /// Busy-loop until killed.
+    Spin,
+    /// Read this many bytes (a multiple of 4096) from the file at this
+    /// path with O_DIRECT, so that they reach the block layer; exit 0.
+    ReadDirect(*const libc::c_char, usize),
 }
 
 /// A child blocked until `release`; it runs only async-signal-safe code
@@ -192,21 +206,32 @@ unsafe fn child_main(action: Action) -> ! {
                 libc::pause();
             },
             Action::Touch(n) => {
-                let p = libc::mmap(
-                    std::ptr::null_mut(),
-                    n,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                    -1,
-                    0,
-                );
-                if p == libc::MAP_FAILED {
+                touch(n);
+                libc::_exit(0)
+            }
+            Action::Hold(n) => {
+                touch(n);
+                libc::raise(libc::SIGSTOP);
+                loop {
+                    libc::pause();
+                }
+            }
+            Action::Spin => loop {
+                std::hint::spin_loop();
+            },
+            Action::ReadDirect(path, n) => {
+                let fd = libc::open(path, libc::O_RDONLY | libc::O_DIRECT);
+                if fd < 0 {
                     libc::_exit(2);
                 }
-                let mut i = 0;
-                while i < n {
-                    std::ptr::write_volatile(p.cast::<u8>().add(i), 1);
-                    i += 4096;
+                let buf = touch(n);
+                let mut done = 0;
+                while done < n {
+                    let r = libc::read(fd, buf.add(done).cast(), n - done);
+                    if r <= 0 {
+                        libc::_exit(4);
+                    }
+                    done += r as usize;
                 }
                 libc::_exit(0)
             }
@@ -227,6 +252,30 @@ unsafe fn child_main(action: Action) -> ! {
                 })
             }
         }
+    }
+}
+
+/// Map `n` bytes and write to every page; in a forked child (exits 2 if
+/// the mapping fails).
+unsafe fn touch(n: usize) -> *mut u8 {
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            n,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            libc::_exit(2);
+        }
+        let mut i = 0;
+        while i < n {
+            std::ptr::write_volatile(p.cast::<u8>().add(i), 1);
+            i += 4096;
+        }
+        p.cast()
     }
 }
 
@@ -841,4 +890,259 @@ fn create_add_task_remove_cycle_is_fast() {
         total
     );
     assert!(total < Duration::from_millis(50), "cycle took {total:?}");
+}
+
+// ---------------------------------------------------------------- stats
+
+/// Poll `f` every 20 ms until it gives a value; panic with `what` after
+/// `secs` seconds.
+fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+const MIB: u64 = 1 << 20;
+
+#[test]
+fn stats_follow_memory_and_pids() {
+    require_v1();
+    let top = unique();
+    let mut m = V1Manager::new(Path::new(&top)).unwrap();
+    let mut g = Guard::new(&m, &top);
+    m.create(Some(&resources(&format!(
+        r#"{{"memory":{{"limit":{}}},"pids":{{"limit":100}}}}"#,
+        256 * MIB
+    ))))
+    .unwrap();
+    let before = m.stats().unwrap();
+    assert_eq!(before.memory.limit, Some(256 * MIB));
+    assert_eq!((before.pids.current, before.pids.limit), (0, Some(100)));
+    assert_eq!(before.memory.oom_kills, 0);
+
+    let child = g.spawn(Action::Hold(64 << 20));
+    m.add_task(child.pid).unwrap();
+    child.release();
+    g.wait_stopped(child.pid);
+    let after = m.stats().unwrap();
+    assert!(
+        after.memory.usage >= before.memory.usage + 48 * MIB,
+        "{:?} after {:?}",
+        after.memory,
+        before.memory
+    );
+    assert_eq!(after.pids.current, 1);
+    // The child's pages are anonymous: they show up as rss.
+    assert!(after.memory.rss >= 48 * MIB, "{:?}", after.memory);
+    assert!(after.memory.max_usage.unwrap() >= after.memory.usage);
+    assert!(after.memory.raw.contains_key("total_rss"));
+    assert!(after.memory.raw.contains_key("rss"));
+    if hier(&m, "memory")
+        .path
+        .join("memory.memsw.usage_in_bytes")
+        .exists()
+    {
+        assert!(after.memory.swap_usage.is_some());
+    }
+
+    // A manager rebuilt from the state reads the same cgroup.
+    let again = AnyManager::from_state(&m.state());
+    let s = again.stats().unwrap();
+    assert_eq!(s.pids.current, 1);
+    assert!(s.memory.usage >= 48 * MIB);
+
+    g.kill(child.pid);
+    m.remove().unwrap();
+    // Gone: an error naming a directory of the cgroup, not zeros.
+    let e = m.stats().unwrap_err();
+    match &e {
+        CgroupError::Gone { path } => assert!(path.ends_with(&top), "{e}"),
+        other => panic!("expected Gone, got {other}"),
+    }
+}
+
+/// The whole disk (`major:minor`) under the filesystem holding `path`:
+/// blkio counts per disk, not per partition.
+fn disk_of(path: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let dev = fs::metadata(path).unwrap().dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let sys = Path::new("/sys/dev/block").join(format!("{major}:{minor}"));
+    assert!(
+        sys.exists(),
+        "{} is not on a block device ({major}:{minor})",
+        path.display()
+    );
+    let disk = if sys.join("partition").exists() {
+        fs::canonicalize(&sys)
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("dev")
+    } else {
+        sys.join("dev")
+    };
+    let text = read(&disk);
+    let (a, b) = text.split_once(':').unwrap();
+    (a.parse().unwrap(), b.parse().unwrap())
+}
+
+#[test]
+fn stats_count_block_io() {
+    require_v1();
+    // O_DIRECT reads of a file on a disk-backed filesystem reach the
+    // block layer in the reader's cgroup (the host's raw disks are not
+    // open to tests).
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let file = tmp.path().join("data");
+    fs::write(&file, vec![7u8; MIB as usize]).unwrap();
+    fs::File::open(&file).unwrap().sync_all().unwrap();
+    let (major, minor) = disk_of(&file);
+    let cpath = std::ffi::CString::new(file.to_str().unwrap()).unwrap();
+    let top = unique();
+    let mut m = V1Manager::new(Path::new(&top)).unwrap();
+    let mut g = Guard::new(&m, &top);
+    m.create(None).unwrap();
+    let child = g.spawn(Action::ReadDirect(cpath.as_ptr(), MIB as usize));
+    m.add_task(child.pid).unwrap();
+    child.release();
+    assert_eq!(g.wait(child.pid), WaitStatus::Exited(child.pid, 0));
+    let s = m.stats().unwrap();
+    let d =
+        s.io.devices
+            .iter()
+            .find(|d| (d.major, d.minor) == (major, minor))
+            .unwrap_or_else(|| panic!("no {major}:{minor} in {:?}", s.io));
+    assert!(d.read_bytes >= MIB, "{d:?}");
+    assert!(d.read_ops >= 1, "{d:?}");
+    m.remove().unwrap();
+}
+
+#[test]
+fn cpu_stats_grow_and_show_throttling() {
+    require_v1();
+    let top = unique();
+    let mut m = V1Manager::new(Path::new(&top)).unwrap();
+    let mut g = Guard::new(&m, &top);
+    // 10% of one CPU, in 10 ms periods so that throttling shows quickly.
+    m.create(Some(&resources(r#"{"cpu":{"quota":1000,"period":10000}}"#)))
+        .unwrap();
+    assert_eq!(m.stats().unwrap().cpu.usage_ns, 0);
+    let child = g.spawn(Action::Spin);
+    m.add_task(child.pid).unwrap();
+    child.release();
+    // throttled_time grows when a throttled period ends, after
+    // nr_throttled.
+    let s1 = wait_for("throttled periods and time", 20, || {
+        let s = m.stats().unwrap();
+        let c = &s.cpu;
+        (c.throttled_periods > 0 && c.throttled_ns > 0 && c.usage_ns > 0).then_some(s)
+    });
+    let c = &s1.cpu;
+    assert!(c.periods >= c.throttled_periods, "{c:?}");
+    assert_eq!(c.per_cpu_ns.iter().sum::<u64>(), c.usage_ns, "{c:?}");
+    let s2 = wait_for("cpu usage to grow by 10 ms", 20, || {
+        let s = m.stats().unwrap();
+        (s.cpu.usage_ns >= s1.cpu.usage_ns + 10_000_000).then_some(s)
+    });
+    // A busy loop runs in user mode.
+    assert!(s2.cpu.user_ns > s1.cpu.user_ns, "{:?}", s2.cpu);
+    // The quota holds: well under a full CPU.
+    let t0 = Instant::now();
+    let u0 = s2.cpu.usage_ns;
+    std::thread::sleep(Duration::from_millis(500));
+    let used = m.stats().unwrap().cpu.usage_ns - u0;
+    let wall = t0.elapsed().as_nanos() as u64;
+    assert!(used < wall / 4, "used {used} ns of CPU in {wall} ns");
+    g.kill(child.pid);
+    m.remove().unwrap();
+}
+
+fn poll_readable(fd: std::os::fd::BorrowedFd<'_>, timeout: Duration) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    let ms = PollTimeout::try_from(timeout.as_millis() as i32).unwrap();
+    poll(&mut fds, ms).expect("poll") == 1
+}
+
+#[test]
+fn oom_kill_is_counted_and_notified() {
+    use std::os::fd::AsFd;
+    require_v1();
+    let top = unique();
+    let mut m = V1Manager::new(Path::new(&top)).unwrap();
+    let mut g = Guard::new(&m, &top);
+    let has_memsw = hier(&m, "memory")
+        .mount_point
+        .join("memory.memsw.limit_in_bytes")
+        .exists();
+    let limit = 32 * MIB;
+    let json = if has_memsw {
+        format!(r#"{{"memory":{{"limit":{limit},"swap":{limit}}}}}"#)
+    } else {
+        format!(r#"{{"memory":{{"limit":{limit}}}}}"#)
+    };
+    m.create(Some(&resources(&json))).unwrap();
+    let mut notifier = m.oom_notifier().unwrap();
+    assert!(!poll_readable(notifier.as_fd(), Duration::ZERO));
+    assert_eq!(m.stats().unwrap().memory.oom_kills, 0);
+
+    let child = g.spawn(Action::Touch(64 << 20));
+    m.add_task(child.pid).unwrap();
+    child.release();
+    assert_eq!(
+        g.wait(child.pid),
+        WaitStatus::Signaled(child.pid, Signal::SIGKILL, false)
+    );
+    assert!(
+        poll_readable(notifier.as_fd(), Duration::from_secs(10)),
+        "OOM notifier did not fire"
+    );
+    assert!(notifier.consume().unwrap() >= 1);
+    let s = m.stats().unwrap();
+    assert!(s.memory.oom_kills >= 1, "{:?}", s.memory);
+    assert_eq!(s.memory.oom_events, s.memory.oom_kills);
+    // memory.failcnt, not memsw.failcnt: with swap accounting the memsw
+    // counter may be the one that hit the limit.
+    assert!(s.memory.failcnt.is_some(), "{:?}", s.memory);
+    assert_eq!(s.memory.limit, Some(limit));
+
+    // Removing the cgroup wakes the notifier too; that is no OOM.
+    m.remove().unwrap();
+    assert!(poll_readable(notifier.as_fd(), Duration::from_secs(5)));
+    let e = notifier.consume().unwrap_err();
+    assert!(matches!(e, CgroupError::Gone { .. }), "{e}");
+}
+
+/// `docker stats` polls every container every second: one call must stay
+/// far below a millisecond's worth of budget per container. The bound is
+/// loose (shared machines); the figure is printed.
+#[test]
+fn stats_call_is_fast() {
+    require_v1();
+    let top = unique();
+    let mut m = V1Manager::new(Path::new(&top)).unwrap();
+    let mut g = Guard::new(&m, &top);
+    m.create(Some(&resources(
+        r#"{"memory":{"limit":104857600},"pids":{"limit":100}}"#,
+    )))
+    .unwrap();
+    let child = g.spawn(Action::Pause);
+    m.add_task(child.pid).unwrap();
+    m.stats().unwrap();
+    const N: u32 = 200;
+    let t = Instant::now();
+    for _ in 0..N {
+        std::hint::black_box(m.stats().unwrap());
+    }
+    let per = t.elapsed() / N;
+    eprintln!("v1 stats(): {per:?} per call");
+    assert!(per < Duration::from_millis(5), "stats() took {per:?}");
+    g.kill(child.pid);
+    m.remove().unwrap();
 }

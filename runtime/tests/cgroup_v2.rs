@@ -112,6 +112,12 @@ impl Guard {
         st
     }
 
+    /// Wait until the child stops itself (see [`Action::Hold`]).
+    fn wait_stopped(&mut self, pid: Pid) {
+        let st = waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WUNTRACED)).expect("waitpid");
+        assert_eq!(st, WaitStatus::Stopped(pid, Signal::SIGSTOP));
+    }
+
     fn kill(&mut self, pid: Pid) {
         let _ = kill(pid, Signal::SIGKILL);
         self.wait(pid);
@@ -157,6 +163,18 @@ enum Action {
     Touch(usize),
     /// Try to fork: exit 42 if fork fails with EAGAIN, 10 if it works.
     Fork,
+    /// Map and touch this many bytes, stop (SIGSTOP) to tell the parent,
+    /// then sleep until killed.
+    Hold(usize),
+    /// Busy-loop until killed.
+    Spin,
+    /// Read this many bytes (a multiple of 4096) from the file at this
+    /// path with O_DIRECT, so that they reach the block layer; exit 0.
+    ReadDirect(*const libc::c_char, usize),
+    /// open(path, flags): exit 0 if it works, else with the errno.
+    Open(*const libc::c_char, libc::c_int),
+    /// mknod(path, S_IFCHR, dev): exit 0 if it works, else with the errno.
+    Mknod(*const libc::c_char, libc::dev_t),
 }
 
 /// A child blocked until `release`; it runs only async-signal-safe code
@@ -184,23 +202,46 @@ unsafe fn child_main(rfd: i32, action: Action) -> ! {
                 libc::pause();
             },
             Action::Touch(n) => {
-                let p = libc::mmap(
-                    std::ptr::null_mut(),
-                    n,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                    -1,
-                    0,
-                );
-                if p == libc::MAP_FAILED {
+                touch(n);
+                libc::_exit(0)
+            }
+            Action::Hold(n) => {
+                touch(n);
+                libc::raise(libc::SIGSTOP);
+                loop {
+                    libc::pause();
+                }
+            }
+            Action::Spin => loop {
+                std::hint::spin_loop();
+            },
+            Action::ReadDirect(path, n) => {
+                let fd = libc::open(path, libc::O_RDONLY | libc::O_DIRECT);
+                if fd < 0 {
                     libc::_exit(2);
                 }
-                let mut i = 0;
-                while i < n {
-                    std::ptr::write_volatile(p.cast::<u8>().add(i), 1);
-                    i += 4096;
+                let buf = touch(n);
+                let mut done = 0;
+                while done < n {
+                    let r = libc::read(fd, buf.add(done).cast(), n - done);
+                    if r <= 0 {
+                        libc::_exit(4);
+                    }
+                    done += r as usize;
                 }
                 libc::_exit(0)
+            }
+            Action::Open(path, flags) => {
+                if libc::open(path, flags) >= 0 {
+                    libc::_exit(0);
+                }
+                libc::_exit(*libc::__errno_location())
+            }
+            Action::Mknod(path, dev) => {
+                if libc::mknod(path, libc::S_IFCHR | 0o600, dev) == 0 {
+                    libc::_exit(0);
+                }
+                libc::_exit(*libc::__errno_location())
             }
             Action::Fork => {
                 let r = libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_long, 0, 0, 0, 0);
@@ -219,6 +260,30 @@ unsafe fn child_main(rfd: i32, action: Action) -> ! {
                 })
             }
         }
+    }
+}
+
+/// Map `n` bytes and write to every page; in a forked child (exits 2 if
+/// the mapping fails).
+unsafe fn touch(n: usize) -> *mut u8 {
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            n,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            libc::_exit(2);
+        }
+        let mut i = 0;
+        while i < n {
+            std::ptr::write_volatile(p.cast::<u8>().add(i), 1);
+            i += 4096;
+        }
+        p.cast()
     }
 }
 
@@ -474,7 +539,7 @@ fn resources_are_written_and_read_back() {
         high = 48 * mib,
     );
     let mut r = resources(&json);
-    // Accepted (and, until issue 3, not enforced) on v2.
+    // Allow rules only: a device filter that lets everything through.
     r.set_devices(Some(default_device_rules()));
     m.create(Some(&r)).unwrap();
     let p = m.path();
@@ -686,4 +751,349 @@ fn state_round_trip_lets_another_instance_remove() {
     assert_eq!(read(&leaf.join("memory.max")), "67108864");
     again.remove().unwrap();
     assert!(!Path::new(ROOT).join(&top).exists(), "{json}");
+}
+
+// ---------------------------------------------------------------- stats
+
+/// Poll `f` every 20 ms until it gives a value; panic with `what` after
+/// `secs` seconds (generous: the guest runs under emulation).
+fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+const MIB: u64 = 1 << 20;
+
+#[test]
+fn stats_follow_memory_and_pids() {
+    require_v2();
+    let top = unique();
+    let mut m = V2Manager::new(Path::new(&top)).unwrap();
+    let mut g = Guard::new(&m, &top);
+    m.create(Some(&resources(&format!(
+        r#"{{"memory":{{"limit":{}}},"pids":{{"limit":100}}}}"#,
+        256 * MIB
+    ))))
+    .unwrap();
+    let before = m.stats().unwrap();
+    assert_eq!(before.memory.limit, Some(256 * MIB));
+    assert_eq!((before.pids.current, before.pids.limit), (0, Some(100)));
+    assert_eq!((before.memory.oom_events, before.memory.oom_kills), (0, 0));
+    assert_eq!(before.memory.failcnt, None);
+
+    let child = g.spawn(Action::Hold(64 << 20));
+    m.add_task(child.pid).unwrap();
+    child.release();
+    g.wait_stopped(child.pid);
+    let after = m.stats().unwrap();
+    assert!(
+        after.memory.usage >= before.memory.usage + 48 * MIB,
+        "{:?} after {:?}",
+        after.memory,
+        before.memory
+    );
+    assert_eq!(after.pids.current, 1);
+    assert!(after.memory.rss >= 48 * MIB, "{:?}", after.memory);
+    assert!(after.memory.raw.contains_key("anon"));
+    if m.path().join("memory.peak").exists() {
+        assert!(after.memory.max_usage.unwrap() >= after.memory.usage);
+    }
+    if m.path().join("memory.swap.current").exists() {
+        assert!(after.memory.swap_usage.is_some());
+    }
+    assert!(after.cpu.usage_ns > 0);
+
+    let again = AnyManager::from_state(&m.state());
+    let s = again.stats().unwrap();
+    assert_eq!(s.pids.current, 1);
+    assert!(s.memory.usage >= 48 * MIB);
+
+    g.kill(child.pid);
+    m.remove().unwrap();
+    let e = m.stats().unwrap_err();
+    assert!(
+        matches!(&e, CgroupError::Gone { path } if path == m.path()),
+        "{e}"
+    );
+}
+
+#[test]
+fn stats_count_block_io() {
+    require_v2();
+    let (name, dev) = block_device();
+    let node = std::ffi::CString::new(format!("/dev/{name}")).unwrap();
+    let (major, minor) = dev.split_once(':').unwrap();
+    let (major, minor): (u64, u64) = (major.parse().unwrap(), minor.parse().unwrap());
+    let top = unique();
+    let mut m = V2Manager::new(Path::new(&top)).unwrap();
+    let mut g = Guard::new(&m, &top);
+    m.create(None).unwrap();
+    let child = g.spawn(Action::ReadDirect(node.as_ptr(), MIB as usize));
+    m.add_task(child.pid).unwrap();
+    child.release();
+    assert_eq!(g.wait(child.pid), WaitStatus::Exited(child.pid, 0));
+    let s = m.stats().unwrap();
+    let d =
+        s.io.devices
+            .iter()
+            .find(|d| (d.major, d.minor) == (major, minor))
+            .unwrap_or_else(|| panic!("no {dev} in {:?}", s.io));
+    assert!(d.read_bytes >= MIB, "{d:?}");
+    assert!(d.read_ops >= 1, "{d:?}");
+    assert_eq!(d.write_bytes, 0, "{d:?}");
+    m.remove().unwrap();
+}
+
+#[test]
+fn cpu_stats_grow_and_show_throttling() {
+    require_v2();
+    let top = unique();
+    let mut m = V2Manager::new(Path::new(&top)).unwrap();
+    let mut g = Guard::new(&m, &top);
+    // 10% of one CPU, in 10 ms periods so that throttling shows quickly.
+    m.create(Some(&resources(r#"{"cpu":{"quota":1000,"period":10000}}"#)))
+        .unwrap();
+    assert_eq!(m.stats().unwrap().cpu.usage_ns, 0);
+    let child = g.spawn(Action::Spin);
+    m.add_task(child.pid).unwrap();
+    child.release();
+    let s1 = wait_for("throttled periods and time", 60, || {
+        let s = m.stats().unwrap();
+        let c = &s.cpu;
+        (c.throttled_periods > 0 && c.throttled_ns > 0 && c.usage_ns > 0).then_some(s)
+    });
+    let c = &s1.cpu;
+    assert!(c.periods >= c.throttled_periods, "{c:?}");
+    assert!(c.user_ns + c.system_ns > 0, "{c:?}");
+    let s2 = wait_for("cpu usage to grow by 10 ms", 60, || {
+        let s = m.stats().unwrap();
+        (s.cpu.usage_ns >= s1.cpu.usage_ns + 10_000_000).then_some(s)
+    });
+    assert!(s2.cpu.user_ns > s1.cpu.user_ns, "{:?}", s2.cpu);
+    let t0 = std::time::Instant::now();
+    let u0 = s2.cpu.usage_ns;
+    std::thread::sleep(Duration::from_millis(500));
+    let used = m.stats().unwrap().cpu.usage_ns - u0;
+    let wall = t0.elapsed().as_nanos() as u64;
+    assert!(used < wall / 4, "used {used} ns of CPU in {wall} ns");
+    g.kill(child.pid);
+    m.remove().unwrap();
+}
+
+fn poll_readable(fd: std::os::fd::BorrowedFd<'_>, timeout: Duration) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    let ms = PollTimeout::try_from(timeout.as_millis() as i32).unwrap();
+    poll(&mut fds, ms).expect("poll") == 1
+}
+
+#[test]
+fn oom_kill_is_counted_and_notified() {
+    use std::os::fd::AsFd;
+    require_v2();
+    let top = unique();
+    let mut m = V2Manager::new(Path::new(&top)).unwrap();
+    let mut g = Guard::new(&m, &top);
+    let limit = 32 * MIB;
+    m.create(Some(&resources(&format!(
+        r#"{{"memory":{{"limit":{limit},"swap":{limit}}}}}"#
+    ))))
+    .unwrap();
+    let mut notifier = m.oom_notifier().unwrap();
+    assert!(!poll_readable(notifier.as_fd(), Duration::ZERO));
+    assert_eq!(notifier.consume().unwrap(), 0);
+
+    let child = g.spawn(Action::Touch(64 << 20));
+    m.add_task(child.pid).unwrap();
+    child.release();
+    assert_eq!(
+        g.wait(child.pid),
+        WaitStatus::Signaled(child.pid, Signal::SIGKILL, false)
+    );
+    assert!(
+        poll_readable(notifier.as_fd(), Duration::from_secs(30)),
+        "OOM notifier did not fire"
+    );
+    // memory.events may change more than once around a kill (max, oom,
+    // oom_kill): the kills add up to at least one.
+    let mut kills = notifier.consume().unwrap();
+    while kills == 0 && poll_readable(notifier.as_fd(), Duration::from_secs(5)) {
+        kills += notifier.consume().unwrap();
+    }
+    assert!(kills >= 1);
+    let s = m.stats().unwrap();
+    assert!(s.memory.oom_kills >= 1, "{:?}", s.memory);
+    assert!(s.memory.oom_events >= 1, "{:?}", s.memory);
+    assert_eq!(s.memory.limit, Some(limit));
+    // Nothing new: nothing reported.
+    assert_eq!(notifier.consume().unwrap(), 0);
+    m.remove().unwrap();
+    assert!(matches!(notifier.consume(), Err(CgroupError::Gone { .. })));
+}
+
+/// See the v1 twin; under emulation the bound is looser still.
+#[test]
+fn stats_call_is_fast() {
+    require_v2();
+    let top = unique();
+    let mut m = V2Manager::new(Path::new(&top)).unwrap();
+    let mut g = Guard::new(&m, &top);
+    m.create(Some(&resources(
+        r#"{"memory":{"limit":104857600},"pids":{"limit":100}}"#,
+    )))
+    .unwrap();
+    let child = g.spawn(Action::Pause);
+    m.add_task(child.pid).unwrap();
+    m.stats().unwrap();
+    const N: u32 = 100;
+    let t = std::time::Instant::now();
+    for _ in 0..N {
+        std::hint::black_box(m.stats().unwrap());
+    }
+    let per = t.elapsed() / N;
+    eprintln!("v2 stats(): {per:?} per call (in the emulated guest)");
+    assert!(per < Duration::from_millis(50), "stats() took {per:?}");
+    g.kill(child.pid);
+    m.remove().unwrap();
+}
+
+// ------------------------------------------------------- device filter
+
+/// Ids of the BPF_CGROUP_DEVICE programs attached to `dir` itself, by a
+/// BPF_PROG_QUERY of our own rather than through the library.
+fn device_programs(dir: &Path) -> Vec<u32> {
+    #[repr(C)]
+    struct Query {
+        target_fd: u32,
+        attach_type: u32,
+        query_flags: u32,
+        attach_flags: u32,
+        prog_ids: u64,
+        prog_cnt: u32,
+        pad: u32,
+    }
+    const BPF_PROG_QUERY: libc::c_long = 16;
+    const BPF_CGROUP_DEVICE: u32 = 6;
+    let f = fs::File::open(dir).unwrap();
+    let mut ids = [0u32; 64];
+    let mut q = Query {
+        target_fd: f.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        query_flags: 0,
+        attach_flags: 0,
+        prog_ids: ids.as_mut_ptr() as u64,
+        prog_cnt: ids.len() as u32,
+        pad: 0,
+    };
+    // SAFETY: the kernel writes at most prog_cnt ids into `ids`.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_QUERY,
+            &raw mut q,
+            std::mem::size_of::<Query>(),
+        )
+    };
+    assert_eq!(r, 0, "BPF_PROG_QUERY: {}", std::io::Error::last_os_error());
+    ids[..q.prog_cnt as usize].to_vec()
+}
+
+/// Run `action` in a child inside `m`'s cgroup; its exit code.
+fn run_in(m: &impl CgroupManager, g: &mut Guard, action: Action) -> i32 {
+    let c = g.spawn(action);
+    m.add_task(c.pid).unwrap();
+    c.release();
+    match g.wait(c.pid) {
+        WaitStatus::Exited(_, code) => code,
+        other => panic!("child: {other:?}"),
+    }
+}
+
+#[test]
+fn device_rules_are_enforced_and_replaced() {
+    require_v2();
+    let top = unique();
+    let mut m = V2Manager::new(Path::new(&top)).unwrap();
+    let mut g = Guard::new(&m, &top);
+    let devices = |rules: &[&str]| {
+        let mut all = vec![r#"{"allow":false,"access":"rwm"}"#.to_owned()];
+        for r in rules {
+            let (major, minor, access) = {
+                let mut p = r.split(' ');
+                (p.next().unwrap(), p.next().unwrap(), p.next().unwrap())
+            };
+            all.push(format!(
+                r#"{{"allow":true,"type":"c","major":{major},"minor":{minor},"access":"{access}"}}"#
+            ));
+        }
+        resources(&format!(r#"{{"devices":[{}]}}"#, all.join(",")))
+    };
+    let (null, zero, full) = (c"/dev/null", c"/dev/zero", c"/dev/full");
+    let node_path = format!("/tmp/{top}-null");
+    let node = std::ffi::CString::new(node_path.clone()).unwrap();
+    let _ = fs::remove_file(&node_path);
+    let (rd, rdwr) = (libc::O_RDONLY, libc::O_RDWR);
+
+    m.create(Some(&devices(&["1 3 rwm", "1 5 rwm"]))).unwrap();
+    assert_eq!(run_in(&m, &mut g, Action::Open(null.as_ptr(), rdwr)), 0);
+    assert_eq!(run_in(&m, &mut g, Action::Open(zero.as_ptr(), rd)), 0);
+    assert_eq!(
+        run_in(&m, &mut g, Action::Open(full.as_ptr(), rdwr)),
+        libc::EPERM
+    );
+    assert_eq!(
+        run_in(&m, &mut g, Action::Open(full.as_ptr(), rd)),
+        libc::EPERM
+    );
+    // The test process itself, outside the cgroup, is not restricted.
+    fs::File::open("/dev/full").unwrap();
+    let first = device_programs(m.path());
+    assert_eq!(first.len(), 1, "{first:?}");
+
+    // An update from another process: a manager rebuilt from the state.
+    let again = AnyManager::from_state(&m.state());
+    again
+        .apply(&devices(&["1 3 rwm", "1 5 rwm", "1 7 rwm"]))
+        .unwrap();
+    assert_eq!(run_in(&again, &mut g, Action::Open(full.as_ptr(), rdwr)), 0);
+    let second = device_programs(m.path());
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_ne!(second, first, "the program was replaced");
+
+    // Access bits: read-only zero, null without mknod.
+    again.apply(&devices(&["1 5 r", "1 3 rw"])).unwrap();
+    assert_eq!(run_in(&m, &mut g, Action::Open(zero.as_ptr(), rd)), 0);
+    assert_eq!(
+        run_in(&m, &mut g, Action::Open(zero.as_ptr(), rdwr)),
+        libc::EPERM
+    );
+    assert_eq!(run_in(&m, &mut g, Action::Open(null.as_ptr(), rdwr)), 0);
+    assert_eq!(
+        run_in(&m, &mut g, Action::Open(full.as_ptr(), rd)),
+        libc::EPERM
+    );
+    let dev_null = libc::makedev(1, 3);
+    assert_eq!(
+        run_in(&m, &mut g, Action::Mknod(node.as_ptr(), dev_null)),
+        libc::EPERM
+    );
+    m.apply(&devices(&["1 5 r", "1 3 rw", "1 3 m"])).unwrap();
+    assert_eq!(
+        run_in(&m, &mut g, Action::Mknod(node.as_ptr(), dev_null)),
+        0
+    );
+    fs::remove_file(&node_path).unwrap();
+    assert_eq!(device_programs(m.path()).len(), 1);
+
+    m.remove().unwrap();
+    assert!(!m.path().exists());
 }

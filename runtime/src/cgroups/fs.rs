@@ -71,6 +71,45 @@ pub fn read(path: &Path) -> Result<String> {
     })
 }
 
+/// `fs::read_to_string` without the size probe (statx and lseek) std
+/// makes first: cgroup files report no useful size, and stats reads a
+/// dozen files per call, where each syscall shows.
+fn read_lean(path: &Path) -> io::Result<String> {
+    use std::io::Read;
+    let mut f = fs::File::open(path)?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match f.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// The contents of `dir/file`; `None` if the file does not exist (its
+/// controller is not there), [`CgroupError::Gone`] if `dir` itself does
+/// not. The directory is looked at only when the file is missing.
+pub fn read_opt(dir: &Path, file: &str) -> Result<Option<String>> {
+    let path = dir.join(file);
+    match read_lean(&path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if dir.is_dir() {
+                Ok(None)
+            } else {
+                Err(CgroupError::Gone {
+                    path: dir.to_path_buf(),
+                })
+            }
+        }
+        Err(source) => Err(CgroupError::Read { path, source }),
+    }
+}
+
 /// Create `leaf` and any missing parents below `mount_point`, appending
 /// the directories this call created to `created`, shallowest first.
 pub fn mkdir_p(mount_point: &Path, leaf: &Path, created: &mut Vec<PathBuf>) -> Result<()> {

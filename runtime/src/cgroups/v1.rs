@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::fs;
 use super::mountinfo::{self, CgroupMountInfo, ProcCgroup};
 use super::path::CgroupPath;
+use super::stats::{self, OomNotifier, Stats};
 use super::{
     CgroupError, CgroupManager, CgroupMount, CgroupState, FreezerState, Result, device_rule_string,
     is_deny_all,
@@ -663,12 +664,34 @@ impl CgroupManager for V1Manager {
         })
     }
 
-    fn stats(&self) -> Result<super::stats::Stats> {
-        todo!("cgroups helper")
+    fn stats(&self) -> Result<Stats> {
+        let mut s = Stats::default();
+        if let Some(d) = self.path_of("cpuacct") {
+            stats::v1_cpuacct(d, &mut s.cpu)?;
+        }
+        if let Some(d) = self.path_of("cpu") {
+            stats::v1_cpu(d, &mut s.cpu)?;
+        }
+        if let Some(d) = self.path_of("memory") {
+            stats::v1_memory(d, &mut s.memory)?;
+        }
+        if let Some(d) = self.path_of("pids") {
+            stats::pids(d, &mut s.pids)?;
+        }
+        if let Some(d) = self.path_of("blkio") {
+            stats::v1_blkio(d, &mut s.io)?;
+        }
+        if let Some(d) = self.path_of("hugetlb") {
+            stats::v1_hugetlb(d, &mut s.hugetlb)?;
+        } else if let Some(h) = self.hierarchies.iter().find(|h| h.cgroup2) {
+            // Hybrid hosts may attach hugetlb to the cgroup2 hierarchy.
+            stats::v2_hugetlb(&h.path, &mut s.hugetlb)?;
+        }
+        Ok(s)
     }
 
-    fn oom_notifier(&self) -> Result<super::stats::OomNotifier> {
-        todo!("cgroups helper")
+    fn oom_notifier(&self) -> Result<OomNotifier> {
+        OomNotifier::v1(self.need("memory")?)
     }
 
     fn container_mounts(&self) -> Vec<CgroupMount> {

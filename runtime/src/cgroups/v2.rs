@@ -10,14 +10,13 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::Pid;
-use oci_spec::runtime::{
-    LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxHugepageLimit, LinuxMemory, LinuxResources,
-};
+use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxHugepageLimit, LinuxMemory, LinuxResources};
 use serde::{Deserialize, Serialize};
 
 use super::fs;
 use super::mountinfo::{self, CGROUP_ROOT, CgroupMountInfo};
 use super::path::{self, CgroupPath};
+use super::stats::{self, OomNotifier, Stats};
 use super::{CgroupError, CgroupManager, CgroupMount, CgroupState, FreezerState, Result};
 
 /// How long `freeze` waits for cgroup.events to confirm the new state.
@@ -360,21 +359,6 @@ impl V2Manager {
             }
         }
     }
-
-    /// issue 3: device rules on cgroup v2 need an eBPF program
-    /// (BPF_PROG_TYPE_CGROUP_DEVICE) attached to the cgroup. Until that
-    /// lands the rules are NOT enforced on v2 hosts.
-    fn apply_device_rules_ebpf_unimplemented(&self, rules: &[LinuxDeviceCgroup]) -> Result<()> {
-        // issue 3: compile `rules` to eBPF and attach with BPF_F_ALLOW_MULTI.
-        if !rules.is_empty() {
-            tracing::debug!(
-                count = rules.len(),
-                path = %self.path.display(),
-                "device rules are not enforced on cgroup v2 yet (issue 3)"
-            );
-        }
-        Ok(())
-    }
 }
 
 /// "max" for negative (unlimited) values.
@@ -475,8 +459,9 @@ impl CgroupManager for V2Manager {
         if let Some(u) = r.unified() {
             self.apply_unified(u)?;
         }
-        if let Some(d) = r.devices() {
-            self.apply_device_rules_ebpf_unimplemented(d)?;
+        // An empty list changes nothing, as on v1.
+        if let Some(d) = r.devices().as_deref().filter(|d| !d.is_empty()) {
+            super::devices::apply(&self.path, d)?;
         }
         Ok(())
     }
@@ -525,12 +510,12 @@ impl CgroupManager for V2Manager {
         })
     }
 
-    fn stats(&self) -> Result<super::stats::Stats> {
-        todo!("cgroups helper")
+    fn stats(&self) -> Result<Stats> {
+        stats::v2(&self.path)
     }
 
-    fn oom_notifier(&self) -> Result<super::stats::OomNotifier> {
-        todo!("cgroups helper")
+    fn oom_notifier(&self) -> Result<OomNotifier> {
+        OomNotifier::v2(&self.path)
     }
 
     fn container_mounts(&self) -> Vec<CgroupMount> {
