@@ -64,7 +64,7 @@ fn main() -> ExitCode {
             shares: cli
                 .share
                 .iter()
-                .map(|s| std::path::absolute(s))
+                .map(std::path::absolute)
                 .collect::<std::io::Result<_>>()?,
             cwd: std::env::current_dir()?,
             env: environment(&cli.env)?,
