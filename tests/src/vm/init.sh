@@ -18,6 +18,8 @@ mount -t overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work,xino=off
 	fail "cannot mount the overlay root"
 for d in dev proc sys; do mount --move /$d /newroot/$d; done
 mount -t tmpfs -o mode=755,nosuid,nodev run /newroot/run
+# Fresh scratch space, before the shares: a share may live under /tmp.
+for d in /tmp /var/tmp; do mount -t tmpfs -o mode=1777 tmp "/newroot$d"; done
 mkdir -p /newroot/run/berth-vm/ctl
 mount --move /ctl /newroot/run/berth-vm/ctl
 # shares: "tag mode path" per line; the path is the same as on the host.

@@ -12,7 +12,6 @@ for c in $(cat /sys/fs/cgroup/cgroup.controllers); do
 	echo "+$c" > /sys/fs/cgroup/cgroup.subtree_control
 done
 mount -t bpf bpf /sys/fs/bpf 2>/dev/null
-for d in /tmp /var/tmp; do mount -t tmpfs -o mode=1777 tmp "$d"; done
 mount --make-rshared /
 hostname berth-vm
 ip link set lo up 2>/dev/null
