@@ -173,7 +173,7 @@ impl BlobStore {
             let size = e.metadata().map(|m| m.len()).unwrap_or(0);
             out.push((d, size));
         }
-        out.sort_by(|a, b| a.0.to_string().cmp(&b.0.to_string()));
+        out.sort_by_key(|a| a.0.to_string());
         Ok(out)
     }
 }
@@ -187,7 +187,13 @@ pub struct BlobWriter<'a> {
 
 impl BlobWriter<'_> {
     /// Verify and move into place; returns the digest.
-    pub fn commit(mut self) -> Result<Digest> {
+    pub fn commit(self) -> Result<Digest> {
+        self.commit_checked().map(|(d, _)| d)
+    }
+
+    /// Like `commit`; also tells whether the blob is new to the store (so
+    /// an operation that fails later knows what to take back).
+    pub fn commit_checked(mut self) -> Result<(Digest, bool)> {
         let (file, actual, _) = self.inner.take().expect("not committed twice").finish();
         if let Some(expected) = &self.expected
             && expected != &actual
@@ -198,12 +204,16 @@ impl BlobWriter<'_> {
                 actual,
             });
         }
+        let dest = self.store.path(&actual);
+        if dest.is_file() {
+            let _ = std::fs::remove_file(&self.tmp);
+            return Ok((actual, false));
+        }
         file.sync_all().map_err(io_err(&self.tmp))?;
         drop(file);
-        let dest = self.store.path(&actual);
         std::fs::rename(&self.tmp, &dest).map_err(io_err(&dest))?;
         sync_dir(&self.store.blobs);
-        Ok(actual)
+        Ok((actual, true))
     }
 
     /// Bytes written so far.
