@@ -38,6 +38,9 @@ pub(crate) struct Conn {
     pub endpoints: Vec<Endpoint>,
     /// Mirrors that failed: skipped for the rest of the operation.
     failed: Mutex<Vec<bool>>,
+    /// Logging in to the registry failed, with mirrors to try first: the
+    /// error, returned if the pull comes to need the registry.
+    login_error: Mutex<Option<RegistryError>>,
     pub auth: RegistryAuth,
 }
 
@@ -119,6 +122,7 @@ impl Conn {
             name,
             endpoints,
             failed,
+            login_error: Mutex::new(None),
             auth: match auth {
                 Auth::Anonymous => RegistryAuth::Anonymous,
                 Auth::Basic { username, password } => {
@@ -143,7 +147,14 @@ impl Conn {
             }
             let r = self.at(i, None);
             if let Err(e) = self.client.auth(&r, &self.auth, op).await {
-                return Err(self.error("logging in", &e));
+                let err = self.error("logging in", &e);
+                if i == 0 {
+                    return Err(err);
+                }
+                // Mirrors may serve the pull without the registry.
+                tracing::warn!(reference = %self.name, "{err}; trying the mirrors");
+                *self.login_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(err);
+                self.failed.lock().unwrap_or_else(|e| e.into_inner())[i] = true;
             }
         }
         Ok(())
@@ -173,6 +184,31 @@ impl Conn {
     pub fn live_endpoints(&self) -> Vec<usize> {
         let failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
         (0..self.endpoints.len()).filter(|&i| !failed[i]).collect()
+    }
+
+    /// Why no endpoint is left: the registry's login error if it had one.
+    pub fn none_left(&self, what: &str) -> RegistryError {
+        let login = self.login_error.lock().unwrap_or_else(|e| e.into_inner());
+        match &*login {
+            Some(RegistryError::Connect { reference, message }) => RegistryError::Connect {
+                reference: reference.clone(),
+                message: format!("{what}: the mirrors failed, and {message}"),
+            },
+            Some(RegistryError::Unauthorized { reference, message }) => {
+                RegistryError::Unauthorized {
+                    reference: reference.clone(),
+                    message: format!("{what}: the mirrors failed, and {message}"),
+                }
+            }
+            Some(e) => RegistryError::Registry {
+                reference: self.name.clone(),
+                message: format!("{what}: the mirrors failed, and {e}"),
+            },
+            None => RegistryError::Registry {
+                reference: self.name.clone(),
+                message: format!("{what}: every mirror failed"),
+            },
+        }
     }
 
     /// A mirror failed: say so and skip it from now on. The registry itself
@@ -266,6 +302,10 @@ fn classify(err: &OciDistributionError) -> Class {
                 Class::Other
             }
         }
+        E::RequestError(e) if e.status().is_some_and(|s| s == 401 || s == 403) => {
+            Class::Unauthorized
+        }
+        E::RequestError(e) if e.status().is_some_and(|s| s == 404) => Class::NotFound,
         E::RequestError(e) if e.is_connect() || e.is_timeout() => Class::Connect,
         E::RequestError(e) if e.status().is_none() && !e.is_body() && !e.is_decode() => {
             Class::Connect
@@ -312,17 +352,27 @@ pub(crate) fn describe(err: &OciDistributionError) -> String {
 
 /// An error and its sources, joined: "a: b: c" without repeats.
 pub(crate) fn chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut cur = err.source();
+    // reqwest's and hyper's wrappers that say nothing the cause does not.
+    const NOISE: &[&str] = &[
+        "error decoding response body",
+        "request or response body error",
+        "error reading a body from connection",
+    ];
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = Some(err);
     while let Some(e) = cur {
         let s = e.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
         }
         cur = e.source();
     }
-    one_line(&out)
+    if parts.len() > 1 {
+        let last = parts.pop().unwrap_or_default();
+        parts.retain(|p| !NOISE.contains(&p.as_str()));
+        parts.push(last);
+    }
+    one_line(&parts.join(": "))
 }
 
 fn clip(s: &str) -> String {

@@ -265,10 +265,7 @@ async fn manifest(conn: &Conn, digest: Option<&Digest>) -> Result<(Vec<u8>, Dige
             Err(e) => last = Some(conn.error(&what, &e)),
         }
     }
-    Err(last.unwrap_or_else(|| RegistryError::Registry {
-        reference: conn.name.clone(),
-        message: format!("{what}: no endpoint left"),
-    }))
+    Err(last.unwrap_or_else(|| conn.none_left(&what)))
 }
 
 /// A config blob, whole, checked against its descriptor.
@@ -324,7 +321,7 @@ async fn small_blob(conn: &Conn, desc: &Descriptor) -> Result<Vec<u8>> {
             Err(e) => last = Some(e),
         }
     }
-    Err(last.unwrap_or_else(|| blob_err(conn, digest, "no endpoint left".into())))
+    Err(last.unwrap_or_else(|| conn.none_left(&what)))
 }
 
 /// The unpacking loop, on a thread that may block: each layer in order,
@@ -491,10 +488,10 @@ async fn fetch_layer(
                 report(offset);
                 return Ok(());
             }
-            None => format!("{host} closed the connection"),
+            None => "the connection closed early".to_string(),
             Some(e) => e,
         };
-        let failure = format!("{failure} after {offset} of {size} bytes");
+        let failure = format!("broke after {offset} of {size} bytes: {failure}");
         if conn.is_mirror(i) {
             conn.mirror_failed(i, &format!("sending layer {digest}"), &failure);
             continue;
@@ -505,13 +502,13 @@ async fn fetch_layer(
                 1 => " (resumed once)".into(),
                 n => format!(" (resumed {n} times)"),
             };
-            return Err(format!("download from {host} failed: {failure}{tried}"));
+            return Err(format!("download from {host} {failure}{tried}"));
         }
         resumed += 1;
         tracing::warn!(
             layer = %digest,
             reference = %conn.name,
-            "download from {host} failed: {failure}; resuming at byte {offset}"
+            "download from {host} {failure}; resuming at byte {offset}"
         );
     }
 }
@@ -543,5 +540,5 @@ async fn open_blob(
             Err(e) => last = Some(super::conn::describe(&e)),
         }
     }
-    Err(last.unwrap_or_else(|| "no endpoint left".into()))
+    Err(last.unwrap_or_else(|| conn.none_left(&what).to_string()))
 }
