@@ -23,8 +23,20 @@ fn open(dir: &Path, driver: Driver) -> Store {
 
 /// Everything the store holds, to compare before and after an operation.
 fn contents(s: &Store) -> (Vec<String>, Vec<String>, Vec<String>) {
-    let blobs = s.blobs.list().unwrap().into_iter().map(|(d, _)| d.to_string()).collect();
-    let mut layers: Vec<String> = s.snapshots.layers().unwrap().into_iter().map(|m| m.chain_id.to_string()).collect();
+    let blobs = s
+        .blobs
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|(d, _)| d.to_string())
+        .collect();
+    let mut layers: Vec<String> = s
+        .snapshots
+        .layers()
+        .unwrap()
+        .into_iter()
+        .map(|m| m.chain_id.to_string())
+        .collect();
     layers.sort();
     let mut names: Vec<String> = s.images().into_iter().flat_map(|i| i.names).collect();
     names.sort();
@@ -33,7 +45,11 @@ fn contents(s: &Store) -> (Vec<String>, Vec<String>, Vec<String>) {
 
 /// Mount an image's root filesystem through a container snapshot and
 /// describe its tree.
-fn image_tree(s: &Store, image: &str, scratch: &Path) -> std::collections::BTreeMap<String, String> {
+fn image_tree(
+    s: &Store,
+    image: &str,
+    scratch: &Path,
+) -> std::collections::BTreeMap<String, String> {
     let img = s.image(image).unwrap();
     let id = format!("view-{}", std::process::id());
     s.prepare_container(&id, &img).unwrap();
@@ -61,12 +77,16 @@ fn import_then_save_and_load_round_trips_both_formats() {
         let img = s.image("bt/busybox:1").unwrap();
         let want = image_tree(&s, "bt/busybox:1", a.path());
         assert_eq!(want["bin/busybox"].split(' ').next(), Some("mode=100755"));
-        assert!(want["etc/passwd.hard"].contains("hardlink-of=etc/passwd"), "{want:?}");
+        assert!(
+            want["etc/passwd.hard"].contains("hardlink-of=etc/passwd"),
+            "{want:?}"
+        );
         assert!(want["home/user/.profile"].starts_with("mode=100600 uid=1000 gid=1000"));
 
         for format in [Format::Docker, Format::Oci] {
             let mut archive = Vec::new();
-            s.save(&["bt/busybox:1".into()], format, &mut archive).unwrap();
+            s.save(&["bt/busybox:1".into()], format, &mut archive)
+                .unwrap();
             let b = tempfile::tempdir().unwrap();
             let s2 = open(b.path(), driver);
             let names = s2.load(&mut &archive[..]).unwrap();
@@ -75,31 +95,51 @@ fn import_then_save_and_load_round_trips_both_formats() {
             assert_eq!(img2.id, img.id, "same config digest ({format:?})");
             assert_eq!(img2.diff_ids, img.diff_ids);
             if format == Format::Oci {
-                assert_eq!(img2.manifest_digest, img.manifest_digest, "OCI keeps the manifest");
+                assert_eq!(
+                    img2.manifest_digest, img.manifest_digest,
+                    "OCI keeps the manifest"
+                );
             }
-            assert_eq!(image_tree(&s2, "bt/busybox:1", b.path()), want, "{driver:?} {format:?}");
+            assert_eq!(
+                image_tree(&s2, "bt/busybox:1", b.path()),
+                want,
+                "{driver:?} {format:?}"
+            );
             // And a second save of the loaded image gives the same bytes.
             let mut again = Vec::new();
-            s2.save(&["bt/busybox:1".into()], format, &mut again).unwrap();
+            s2.save(&["bt/busybox:1".into()], format, &mut again)
+                .unwrap();
             assert_eq!(again, archive, "saves are reproducible ({format:?})");
         }
     }
 }
+
+/// Rewrites (or drops, with `None`) one archive entry: path, data.
+type EditEntry = dyn Fn(&str, Vec<u8>) -> Option<(String, Vec<u8>)>;
 
 #[test]
 fn import_reads_gzip_and_zstd_tarballs() {
     let t = tempfile::tempdir().unwrap();
     let s = open(t.path(), Driver::Overlay);
     let plain = tar_of(&[("a/b.txt", b"hello")]);
-    s.import(&mut &gzip(&plain)[..], &name("bt/gz"), None).unwrap();
-    s.import(&mut &zstd(&plain)[..], &name("bt/zst"), None).unwrap();
+    s.import(&mut &gzip(&plain)[..], &name("bt/gz"), None)
+        .unwrap();
+    s.import(&mut &zstd(&plain)[..], &name("bt/zst"), None)
+        .unwrap();
     s.import(&mut &plain[..], &name("bt/plain"), None).unwrap();
-    let ids: Vec<_> = ["bt/gz", "bt/zst", "bt/plain"].iter().map(|n| s.image(n).unwrap().diff_ids).collect();
+    let ids: Vec<_> = ["bt/gz", "bt/zst", "bt/plain"]
+        .iter()
+        .map(|n| s.image(n).unwrap().diff_ids)
+        .collect();
     assert_eq!(ids[0], ids[1]);
     assert_eq!(ids[1], ids[2], "the same tar inside, the same diff id");
     let media: Vec<String> = ["bt/gz", "bt/zst", "bt/plain"]
         .iter()
-        .map(|n| s.image(n).unwrap().manifest.layers()[0].media_type().to_string())
+        .map(|n| {
+            s.image(n).unwrap().manifest.layers()[0]
+                .media_type()
+                .to_string()
+        })
         .collect();
     assert_eq!(
         media,
@@ -120,7 +160,7 @@ fn hostile_archives_leave_the_store_as_it_was() {
     let mut good = Vec::new();
     s.save(&["bt/base".into()], Format::Oci, &mut good).unwrap();
 
-    let rebuild = |edit: &dyn Fn(&str, Vec<u8>) -> Option<(String, Vec<u8>)>| {
+    let rebuild = |edit: &EditEntry| {
         let mut out = tar::Builder::new(Vec::new());
         let mut ar = tar::Archive::new(&good[..]);
         for e in ar.entries().unwrap() {
@@ -154,23 +194,47 @@ fn hostile_archives_leave_the_store_as_it_was() {
         ),
         (
             "a manifest naming a blob the archive lacks",
-            rebuild(&|p, d| (!(p.starts_with("blobs/") && d.len() > 100_000)).then(|| (p.to_string(), d))),
+            rebuild(&|p, d| {
+                (!(p.starts_with("blobs/") && d.len() > 100_000)).then(|| (p.to_string(), d))
+            }),
             "is not in the archive",
         ),
-        ("a truncated archive", good[..good.len() / 2].to_vec(), "archive"),
-        ("an entry leaving the archive", tar_of(&[("../../etc/evil", b"x")]), "leaves the archive"),
-        ("no index at all", tar_of(&[("random.txt", b"x")]), "neither manifest.json"),
+        (
+            "a truncated archive",
+            good[..good.len() / 2].to_vec(),
+            "archive",
+        ),
+        (
+            "an entry leaving the archive",
+            tar_of(&[("../../etc/evil", b"x")]),
+            "leaves the archive",
+        ),
+        (
+            "no index at all",
+            tar_of(&[("random.txt", b"x")]),
+            "neither manifest.json",
+        ),
     ];
     for (what, archive, want) in cases {
         let err = s.load(&mut &archive[..]).expect_err(what).to_string();
         assert!(err.contains(want), "{what}: {err}");
         assert_eq!(contents(&s), before, "{what}: the store changed");
-        assert_eq!(std::fs::read_dir(t.path().join("ingest")).unwrap().count(), 0, "{what}: ingest left over");
+        assert_eq!(
+            std::fs::read_dir(t.path().join("ingest")).unwrap().count(),
+            0,
+            "{what}: ingest left over"
+        );
     }
     // A docker-archive naming a layer it does not hold.
-    let bad = tar_of(&[("manifest.json", br#"[{"Config":"c.json","RepoTags":["bt/x:1"],"Layers":["nope/layer.tar"]}]"#)]);
+    let bad = tar_of(&[(
+        "manifest.json",
+        br#"[{"Config":"c.json","RepoTags":["bt/x:1"],"Layers":["nope/layer.tar"]}]"#,
+    )]);
     let err = s.load(&mut &bad[..]).unwrap_err().to_string();
-    assert!(err.contains("Config") || err.contains("not in the archive"), "{err}");
+    assert!(
+        err.contains("Config") || err.contains("not in the archive"),
+        "{err}"
+    );
     assert_eq!(contents(&s), before);
 }
 
@@ -180,18 +244,30 @@ fn gc_keeps_what_is_reachable_and_df_tells_shared_from_unique() {
     let s = open(t.path(), Driver::Overlay);
     import_busybox(&s, "bt/base");
     let base = s.image("bt/base").unwrap();
-    let extra = |text: &[u8]| s.blobs.write(&gzip(&tar_of(&[("data/file", text)]))).unwrap();
+    let extra = |text: &[u8]| {
+        s.blobs
+            .write(&gzip(&tar_of(&[("data/file", text)])))
+            .unwrap()
+    };
     let a_layer = extra(&vec![b'a'; 300_000]);
     let b_layer = extra(&vec![b'b'; 200_000]);
     for (n, l) in [("bt/a", a_layer.clone()), ("bt/b", b_layer.clone())] {
-        let new = NewImage { layers: vec![l], history: vec![serde_json::json!({"created_by": n})], config: None };
+        let new = NewImage {
+            layers: vec![l],
+            history: vec![serde_json::json!({"created_by": n})],
+            config: None,
+        };
         s.commit_image(Some(&base), &new, Some(&name(n))).unwrap();
     }
     // Nothing is garbage yet... except what nobody names: base's own name
     // keeps it.
     assert!(s.gc().unwrap().blobs.is_empty());
     let du = s.disk_usage().unwrap();
-    let a = du.images.iter().find(|i| i.names.contains(&"docker.io/bt/a:latest".to_string())).unwrap();
+    let a = du
+        .images
+        .iter()
+        .find(|i| i.names.contains(&"docker.io/bt/a:latest".to_string()))
+        .unwrap();
     assert!(a.shared > 0 && a.unique >= 300_000, "{a:?}");
     assert_eq!(a.size, a.shared + a.unique);
 
@@ -209,11 +285,18 @@ fn gc_keeps_what_is_reachable_and_df_tells_shared_from_unique() {
     s.untag(&name("bt/b")).unwrap();
     s.untag(&name("bt/base")).unwrap();
     let report = s.gc().unwrap();
-    assert!(report.layers.is_empty(), "the container's layers stay: {report:?}");
+    assert!(
+        report.layers.is_empty(),
+        "the container's layers stay: {report:?}"
+    );
     s.remove_container("c1").unwrap();
     s.gc().unwrap();
     assert!(s.snapshots.layers().unwrap().is_empty());
-    assert!(s.blobs.list().unwrap().is_empty(), "{:?}", s.blobs.list().unwrap());
+    assert!(
+        s.blobs.list().unwrap().is_empty(),
+        "{:?}",
+        s.blobs.list().unwrap()
+    );
 }
 
 #[test]
@@ -244,13 +327,17 @@ fn container_changes_become_a_layer_and_a_new_image() {
             history: vec![serde_json::json!({"created_by": "test"})],
             config: Some(serde_json::json!({"Cmd": ["sh"]})),
         };
-        s.commit_image(Some(&base), &new, Some(&name("bt/child"))).unwrap();
+        s.commit_image(Some(&base), &new, Some(&name("bt/child")))
+            .unwrap();
         let child = s.image("bt/child").unwrap();
         assert_eq!(child.diff_ids.len(), 2);
         assert_eq!(child.diff_ids[1], created.diff_id);
         let t2 = image_tree(&s, "bt/child", t.path());
         assert!(t2.contains_key("etc/new"), "{driver:?}");
-        assert!(!t2.contains_key("bin/cat"), "the deletion is a whiteout ({driver:?})");
+        assert!(
+            !t2.contains_key("bin/cat"),
+            "the deletion is a whiteout ({driver:?})"
+        );
         assert!(t2["etc/passwd"].contains("size=8"), "{driver:?}");
         s.remove_container("c").unwrap();
     }
@@ -265,8 +352,18 @@ fn stacks_deeper_than_the_mount_option_limit_still_mount() {
     // 200 layers: as absolute paths their overlay options would take far
     // more than a page.
     for i in 0..199 {
-        let l = s.blobs.write(&tar_of(&[(&format!("layers/{i}"), format!("{i}").as_bytes())])).unwrap();
-        let new = NewImage { layers: vec![l], history: vec![], config: None };
+        let l = s
+            .blobs
+            .write(&tar_of(&[(
+                &format!("layers/{i}"),
+                format!("{i}").as_bytes(),
+            )]))
+            .unwrap();
+        let new = NewImage {
+            layers: vec![l],
+            history: vec![],
+            config: None,
+        };
         let d = s.commit_image(Some(&img), &new, None).unwrap();
         img = s.image_by_manifest(&d).unwrap();
     }
@@ -277,7 +374,10 @@ fn stacks_deeper_than_the_mount_option_limit_still_mount() {
     s.mount_container("deep", &mnt).unwrap();
     let _m = Mounted(mnt.clone());
     assert_eq!(std::fs::read_to_string(mnt.join("layers/0")).unwrap(), "0");
-    assert_eq!(std::fs::read_to_string(mnt.join("layers/198")).unwrap(), "198");
+    assert_eq!(
+        std::fs::read_to_string(mnt.join("layers/198")).unwrap(),
+        "198"
+    );
     assert!(mnt.join("bin/busybox").exists());
 }
 
@@ -289,10 +389,17 @@ fn the_store_is_an_oci_layout_skopeo_reads() {
     let img = s.image("bt/layout").unwrap();
     let out = std::process::Command::new("skopeo")
         .arg("inspect")
-        .arg(format!("oci:{}:docker.io/bt/layout:latest", t.path().display()))
+        .arg(format!(
+            "oci:{}:docker.io/bt/layout:latest",
+            t.path().display()
+        ))
         .output()
         .expect("skopeo: install Debian's skopeo");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["Digest"], img.manifest_digest.to_string());
 }

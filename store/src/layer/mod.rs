@@ -7,6 +7,15 @@ use std::path::{Path, PathBuf};
 
 use crate::digest::Digest;
 
+mod apply;
+mod create;
+mod pgzip;
+mod sys;
+mod tarfmt;
+mod tarread;
+
+pub use tarfmt::{Whiteout, parse_whiteout};
+
 /// How a layer's bytes are compressed; detected from the first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -92,6 +101,18 @@ pub enum LayerError {
     Tar(std::io::Error),
     #[error("layer entry {entry:?}: {reason}")]
     Entry { entry: String, reason: String },
+    /// Reading the layer's bytes failed (the reader's own error).
+    #[error("reading the layer: {0}")]
+    Read(std::io::Error),
+    /// The compressed stream is corrupt or cut short.
+    #[error("layer stream ({compression:?}): {source}")]
+    Decompress {
+        compression: Compression,
+        source: std::io::Error,
+    },
+    /// Writing the layer failed (the writer's own error).
+    #[error("writing the layer: {0}")]
+    Write(std::io::Error),
 }
 
 pub type Result<T> = std::result::Result<T, LayerError>;
@@ -99,21 +120,81 @@ pub type Result<T> = std::result::Result<T, LayerError>;
 impl Compression {
     /// From a stream's first bytes (at least 4 to recognize anything).
     pub fn detect(head: &[u8]) -> Compression {
-        let _ = head;
-        todo!("layer helper")
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+
+    /// The OCI media type of a layer so compressed.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Compression::None => "application/vnd.oci.image.layer.v1.tar",
+            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+        }
     }
 }
 
 /// Read a layer (any supported compression) from `reader` and unpack it
 /// into `dest`. Nothing is ever written outside `dest`.
+///
+/// The stream is read once, to its end: the returned digest and diff id
+/// cover every byte (including padding after the tar's end marker).
+///
+/// Paths are resolved inside `dest` as the container will see them: a
+/// symlink in the layer (or already in `dest`), even one pointing to an
+/// absolute path or out through `..`, is followed within `dest`
+/// (openat2 RESOLVE_IN_ROOT), so `etc -> /etc` followed by `etc/passwd`
+/// writes `<dest>/etc/passwd`. Entries named with an absolute path or a `..`
+/// component, hardlinks to such names, and paths through a dangling
+/// symlink are refused with [`LayerError::Entry`] naming the entry.
+///
+/// On error `dest` is left half-applied: the caller deletes it (a snapshot
+/// that failed to unpack is never used). A truncated or corrupt stream is
+/// an error ([`LayerError::Decompress`] for the compression layer,
+/// [`LayerError::Tar`] or [`LayerError::Entry`] for the tar), and so is a
+/// tar that ends without its end-of-archive marker.
+///
+/// `xattrs` of the `trusted.overlay.` namespace in the layer are never
+/// applied (logged and skipped): a layer must not forge overlayfs
+/// whiteouts or opaque directories. In [`WhiteoutMode::Overlay`], whiteouts
+/// become 0:0 character devices and `trusted.overlay.opaque=y` xattrs,
+/// which overlayfs honours for a layer mounted as a lower or upper dir
+/// without the `userxattr` option (so by a mounter with CAP_SYS_ADMIN in the
+/// initial user namespace).
 pub fn apply(reader: &mut dyn Read, dest: &Path, opts: &ApplyOptions) -> Result<Applied> {
-    let _ = (reader, dest, opts);
-    todo!("layer helper")
+    apply::apply(reader, dest, opts)
 }
 
 /// Write the layer of `changes` to `out`, compressed; its digests are
 /// computed in the same pass.
+///
+/// The tar is reproducible: entries in byte order of their names, depth
+/// first; ustar headers with PAX records only where needed (long names,
+/// large ids or sizes, xattrs as `SCHILY.xattr.*`); numeric ids only, no
+/// user or group names, no atime or ctime, mtimes in whole seconds;
+/// whiteouts are empty regular files, mode 0, owned by 0:0, mtime 0. The
+/// compressed bytes depend only on the tree, the compression and the level,
+/// never on `threads`: gzip is compressed as independent 1 MiB blocks (each
+/// primed with the 32 KiB before it, as pigz does) joined into one gzip
+/// member; zstd always uses its multithreaded mode, whose output does not
+/// depend on the number of workers.
+///
+/// From an overlay upper dir, its 0:0 character devices become `.wh.`
+/// whiteouts and `trusted.overlay.opaque=y` directories get `.wh..wh..opq`;
+/// other `trusted.overlay.*` xattrs are not written, and an upper dir that
+/// needs its lower (`trusted.overlay.redirect` or `metacopy`) is an error.
+///
+/// A [`Changes::Diff`] compares entries by type, mode, owner, size, mtime
+/// (nanoseconds), xattrs, symlink target and device number; where all of
+/// these match but the mtime has no sub-second part (a copy of a tree
+/// unpacked from a tar, whose times are whole seconds), the content is
+/// compared too. A directory is written if its own metadata differ, and
+/// hardlinked files are written as a group whenever one of them is.
 pub fn create(changes: &Changes, out: &mut dyn Write, opts: &CreateOptions) -> Result<Created> {
-    let _ = (changes, out, opts);
-    todo!("layer helper")
+    create::create(changes, out, opts)
 }

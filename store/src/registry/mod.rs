@@ -1,10 +1,33 @@
 //! Pulling from and pushing to registries (OCI distribution API), through
 //! oci-client. This module speaks the protocol; what it fetches goes
 //! through [`ContentStore`], which the store implements.
+//!
+//! # For callers
+//!
+//! - [`pull`] and [`push`] run on a **multi-threaded tokio runtime**: a
+//!   pull unpacks layers through the blocking [`ContentStore::write_layer`]
+//!   inside `tokio::task::block_in_place`, while its downloads run as
+//!   spawned tasks. On a current-thread runtime they return an error.
+//! - `progress` is called on the thread running the `pull`/`push` future
+//!   (or, during an unpack, the thread `block_in_place` runs on), never
+//!   concurrently with itself; it must be quick (send to a channel).
+//! - Credentials are the caller's: [`Auth`] for the registry of the
+//!   reference. Bearer tokens are fetched from the registry's challenge
+//!   with them. Mirrors are always reached anonymously.
+//! - Cross-repository mounts on push use the repositories that
+//!   [`ContentStore::blob_sources`] names (pull records them through
+//!   [`ContentStore::add_blob_source`]), and [`Options::mount_from`].
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
+use std::time::Duration;
+
+mod conn;
+mod media;
+mod pipe;
+mod pull;
+mod push;
 
 pub use oci_client::Reference;
 use oci_spec::image::Descriptor;
@@ -96,6 +119,11 @@ pub trait ContentStore: Send + Sync {
     /// Read a layer once: keep its compressed blob (checked against
     /// `desc.digest`) and unpack it as `chain_id` on top of `parent`. On
     /// any error nothing of it stays.
+    ///
+    /// The reader checks `desc.size` and `desc.digest` itself and reports a
+    /// mismatch, or a download that failed, as an error from a read, at the
+    /// latest from the read that would return end of file: read it to the
+    /// end before keeping anything.
     fn write_layer(
         &self,
         desc: &Descriptor,
@@ -103,6 +131,50 @@ pub trait ContentStore: Send + Sync {
         parent: Option<&Digest>,
         reader: &mut dyn Read,
     ) -> std::io::Result<()>;
+
+    /// Remember that `repository` of `registry` (`host[:port]`, as
+    /// [`Reference::resolve_registry`] names it) holds blob `digest`: a
+    /// push to another repository of that registry can then mount it
+    /// rather than upload it. Called after pulls and pushes. Optional.
+    fn add_blob_source(&self, digest: &Digest, registry: &str, repository: &str) {
+        let _ = (digest, registry, repository);
+    }
+
+    /// The (registry, repository) pairs known to hold `digest`.
+    fn blob_sources(&self, digest: &Digest) -> Vec<(String, String)> {
+        let _ = digest;
+        Vec::new()
+    }
+}
+
+/// Transfer settings beyond daemon.json's.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Connecting (TCP and TLS) to a registry.
+    pub connect_timeout: Duration,
+    /// A request fails when no byte arrives for this long.
+    pub idle_timeout: Duration,
+    /// How often a layer download that breaks mid-way is resumed (from the
+    /// byte it stopped at, with a Range request) before the pull fails. A
+    /// mirror that breaks is skipped instead, not counted.
+    pub retries: u32,
+    /// Bytes a download may run ahead of its unpacking, per layer.
+    pub lookahead: usize,
+    /// Push: repositories of the target registry to try mounting blobs
+    /// from, besides those the store names.
+    pub mount_from: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            connect_timeout: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(60),
+            retries: 1,
+            lookahead: 16 << 20,
+            mount_from: Vec::new(),
+        }
+    }
 }
 
 /// The result of a pull.
@@ -119,6 +191,29 @@ pub struct Pulled {
 pub enum RegistryError {
     #[error("{reference}: {message}")]
     Registry { reference: String, message: String },
+    /// 401/403, or a token server refusing the credentials.
+    #[error("{reference}: unauthorized: {message}")]
+    Unauthorized { reference: String, message: String },
+    /// The registry has no such manifest, blob or repository.
+    #[error("{reference}: not found: {message}")]
+    NotFound { reference: String, message: String },
+    /// Connecting, TLS, timeouts.
+    #[error("{reference}: cannot reach the registry: {message}")]
+    Connect { reference: String, message: String },
+    /// A layer failed: download, verification, or unpacking.
+    #[error("{reference}: layer {digest}: {message}")]
+    Layer {
+        reference: String,
+        digest: Digest,
+        message: String,
+    },
+    /// A manifest, index or config blob failed.
+    #[error("{reference}: blob {digest}: {message}")]
+    Blob {
+        reference: String,
+        digest: Digest,
+        message: String,
+    },
     #[error("{reference}: no manifest for {platform} in the index")]
     NoPlatform { reference: String, platform: String },
     #[error("{reference}: {source}")]
@@ -141,8 +236,29 @@ pub async fn pull(
     store: &dyn ContentStore,
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<Pulled> {
-    let _ = (config, auth, reference, platform, store, progress);
-    todo!("registry helper")
+    pull::pull(
+        config,
+        auth,
+        reference,
+        platform,
+        store,
+        progress,
+        &Options::default(),
+    )
+    .await
+}
+
+/// [`pull`] with [`Options`].
+pub async fn pull_with(
+    config: &RegistryConfig,
+    auth: &Auth,
+    reference: &Reference,
+    platform: &Platform,
+    store: &dyn ContentStore,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+    options: &Options,
+) -> Result<Pulled> {
+    pull::pull(config, auth, reference, platform, store, progress, options).await
 }
 
 /// Send the image whose manifest (or index) is `digest` to `reference`,
@@ -156,6 +272,39 @@ pub async fn push(
     store: &dyn ContentStore,
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<Digest> {
-    let _ = (config, auth, reference, digest, store, progress);
-    todo!("registry helper")
+    push::push(
+        config,
+        auth,
+        reference,
+        digest,
+        store,
+        progress,
+        &Options::default(),
+    )
+    .await
+}
+
+/// [`push`] with [`Options`] (e.g. [`Options::mount_from`]).
+pub async fn push_with(
+    config: &RegistryConfig,
+    auth: &Auth,
+    reference: &Reference,
+    digest: &Digest,
+    store: &dyn ContentStore,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+    options: &Options,
+) -> Result<Digest> {
+    push::push(config, auth, reference, digest, store, progress, options).await
+}
+
+/// Both operations need worker threads besides the one running them.
+fn check_runtime(reference: &Reference) -> Result<()> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => Ok(()),
+        _ => Err(RegistryError::Registry {
+            reference: reference.whole(),
+            message: "pull and push need a multi-threaded tokio runtime".into(),
+        }),
+    }
 }
