@@ -11,5 +11,6 @@ pub mod refs;
 pub mod registry;
 pub mod snapshot;
 pub mod store;
+mod transfer;
 
 pub use store::{Image, ImageInfo, NewImage, Store, StoreError};

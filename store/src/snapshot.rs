@@ -431,11 +431,72 @@ impl LayerTxn<'_> {
     }
 }
 
+impl LayerTxn<'_> {
+    /// Commit a layer unpacked before its place in a stack was known (an
+    /// archive's layers stream by before its manifest says how they stack):
+    /// with overlay a layer's directory holds only its own changes, so one
+    /// begun without a parent can go on any `parent` that exists.
+    pub fn commit_onto(
+        mut self,
+        parent: Option<&Digest>,
+        chain: &Digest,
+        diff_id: &Digest,
+        size: u64,
+    ) -> Result<()> {
+        if self.parent.as_ref() != parent {
+            if self.snaps.driver != Driver::Overlay {
+                return Err(SnapshotError::Io {
+                    path: self.dir.clone(),
+                    source: std::io::Error::other(
+                        "a copied layer holds its parent's tree: it cannot change parent",
+                    ),
+                });
+            }
+            if let Some(p) = parent
+                && !self.snaps.has_layer(p)
+            {
+                return Err(SnapshotError::NoLayer(p.clone()));
+            }
+            self.parent = parent.cloned();
+        }
+        self.commit(chain, diff_id, size)
+    }
+}
+
 impl Drop for LayerTxn<'_> {
     fn drop(&mut self) {
         if !self.done {
             let _ = remove_tree(&self.dir);
         }
+    }
+}
+
+impl LayerTxn<'_> {
+    /// Keep the unpacked directory beyond this transaction, for
+    /// [`Snapshots::adopt`] to take up again; its path.
+    pub fn detach(mut self) -> PathBuf {
+        self.done = true;
+        self.dir.clone()
+    }
+}
+
+impl Snapshots {
+    /// The transaction of a directory [`LayerTxn::detach`] kept (begun
+    /// without a parent). Anything but such a directory is refused.
+    pub fn adopt(&self, dir: &Path) -> Result<LayerTxn<'_>> {
+        let tmp = self.root.join("tmp");
+        if dir.parent() != Some(tmp.as_path()) || !dir.is_dir() {
+            return Err(SnapshotError::Io {
+                path: dir.to_path_buf(),
+                source: std::io::Error::other("not a detached layer of this store"),
+            });
+        }
+        Ok(LayerTxn {
+            snaps: self,
+            dir: dir.to_path_buf(),
+            parent: None,
+            done: false,
+        })
     }
 }
 

@@ -15,7 +15,7 @@ use crate::digest::{Digest, chain_id, chain_ids};
 use crate::image::{self, ImageError, Kind};
 use crate::layer::{self, ApplyOptions, LayerError};
 use crate::refs::{ImageName, RefEntry, RefError, RefIndex};
-use crate::registry::{ContentStore, Platform};
+use crate::registry::{ContentStore, Detached, Platform};
 use crate::snapshot::{Driver, SnapshotError, Snapshots};
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +36,8 @@ pub enum StoreError {
         expected: String,
         actual: String,
     },
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
     #[error("no such image: {0}")]
     NoImage(String),
     #[error("image id prefix {0} matches more than one image")]
@@ -84,6 +86,7 @@ pub struct Store {
     pub blobs: BlobStore,
     refs: Mutex<RefIndex>,
     pub snapshots: Snapshots,
+    pub(crate) sources: crate::transfer::BlobSources,
 }
 
 pub(crate) fn now_rfc3339() -> String {
@@ -155,9 +158,9 @@ fn overlay_works(dir: &Path) -> bool {
 
 /// A reader that copies what it reads into a writer: one read of a layer
 /// both unpacks it and stores its blob.
-struct Tee<'a, R, W> {
-    inner: R,
-    copy: &'a mut W,
+pub(crate) struct Tee<'a, R, W> {
+    pub(crate) inner: R,
+    pub(crate) copy: &'a mut W,
 }
 
 impl<R: Read, W: Write> Read for Tee<'_, R, W> {
@@ -219,6 +222,7 @@ impl Store {
             blobs,
             refs: Mutex::new(refs),
             snapshots,
+            sources: crate::transfer::BlobSources::open(root),
         })
     }
 
@@ -319,7 +323,7 @@ impl Store {
 
     /// A name's entry, or an image id (a config digest, or a unique prefix
     /// of its hex of at least 4 characters).
-    fn find(&self, name_or_id: &str) -> Result<RefEntry> {
+    pub(crate) fn find(&self, name_or_id: &str) -> Result<RefEntry> {
         let refs = self.refs();
         if let Ok(n) = ImageName::parse(name_or_id)
             && let Some(e) = refs.get(&n.to_string())
@@ -690,6 +694,33 @@ impl ContentStore for Store {
             .map_err(io::Error::other)?;
         self.write_layer_from(&digest, chain_id, parent, reader)
             .map_err(to_io)
+    }
+    fn add_blob_source(&self, digest: &Digest, registry: &str, repository: &str) {
+        self.sources.add(digest, registry, repository);
+    }
+    fn detached_layers(&self) -> bool {
+        self.snapshots.driver() == Driver::Overlay
+    }
+    fn unpack_detached(&self, desc: &Descriptor, reader: &mut dyn Read) -> io::Result<Detached> {
+        self.unpack_detached_from(desc.digest(), reader)
+            .map_err(to_io)
+    }
+    fn commit_detached(
+        &self,
+        layer: Detached,
+        chain_id: &Digest,
+        parent: Option<&Digest>,
+    ) -> io::Result<()> {
+        self.commit_detached_layer(layer, chain_id, parent)
+            .map_err(to_io)
+    }
+    fn discard_detached(&self, layer: Detached) {
+        if let Ok(txn) = self.snapshots.adopt(&layer.location) {
+            drop(txn);
+        }
+    }
+    fn blob_sources(&self, digest: &Digest) -> Vec<(String, String)> {
+        self.sources.get(digest)
     }
 }
 

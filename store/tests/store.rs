@@ -157,8 +157,20 @@ fn hostile_archives_leave_the_store_as_it_was() {
     let s = open(t.path(), Driver::Overlay);
     import_busybox(&s, "bt/base");
     let before = contents(&s);
+    // The archive's image is one the store lacks: a blob it already holds
+    // would not need to be in the archive.
+    let other = tempfile::tempdir().unwrap();
+    let o = open(other.path(), Driver::Overlay);
+    let big: Vec<u8> = (0..400_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    o.import(
+        &mut &tar_of(&[("data/big", &big)])[..],
+        &name("bt/other"),
+        None,
+    )
+    .unwrap();
     let mut good = Vec::new();
-    s.save(&["bt/base".into()], Format::Oci, &mut good).unwrap();
+    o.save(&["bt/other".into()], Format::Oci, &mut good)
+        .unwrap();
 
     let rebuild = |edit: &EditEntry| {
         let mut out = tar::Builder::new(Vec::new());
@@ -206,7 +218,7 @@ fn hostile_archives_leave_the_store_as_it_was() {
         ),
         (
             "an entry leaving the archive",
-            tar_of(&[("../../etc/evil", b"x")]),
+            fixtures::raw_tar(&[(tar::EntryType::Regular, "../../etc/evil", "", b"x")]),
             "leaves the archive",
         ),
         (
@@ -224,6 +236,22 @@ fn hostile_archives_leave_the_store_as_it_was() {
             0,
             "{what}: ingest left over"
         );
+    }
+    // A rootfs tarball whose entries climb out: refused, nothing kept.
+    for (kind, entry, link) in [
+        (tar::EntryType::Regular, "../../etc/evil", ""),
+        (tar::EntryType::Link, "shadow", "/etc/shadow"),
+    ] {
+        let hostile = fixtures::raw_tar(&[
+            (tar::EntryType::Regular, "ok", "", b"fine"),
+            (kind, entry, link, b""),
+        ]);
+        let err = s
+            .import(&mut &hostile[..], &name("bt/hostile"), None)
+            .expect_err(entry)
+            .to_string();
+        assert!(err.contains(entry), "{entry}: {err}");
+        assert_eq!(contents(&s), before, "{entry}: the store changed");
     }
     // A docker-archive naming a layer it does not hold.
     let bad = tar_of(&[(

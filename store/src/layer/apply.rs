@@ -7,12 +7,14 @@
 //! `gzip -d | tar -x` on a two-core machine.
 //!
 //! Every path of the layer is resolved inside `dest` by openat2 with
-//! RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS, and every file is created by a
+//! RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS, and every file is created by a
 //! single name relative to the directory fd so resolved: no name, `..`
 //! component, absolute or relative symlink (or chain of them) can make a
-//! write land outside `dest`. A symlink in the layer pointing out of the
-//! root (`etc -> /etc`) is followed as the container would see it, i.e.
-//! inside the root: `etc/passwd` is written to `<dest>/etc/passwd`.
+//! write land outside `dest`. A symlink may point anywhere (it is only
+//! followed inside the container's root), but an entry written *through* a
+//! symlink that leads out of `dest` (`etc -> /etc` then `etc/passwd`) is
+//! refused, as GNU tar refuses it: layer tools never write through
+//! symlinks, so such an entry is an attack, not an image.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::CStr;
@@ -302,6 +304,16 @@ fn entry_err(entry: &[u8], reason: impl std::fmt::Display) -> LayerError {
     }
 }
 
+fn escapes(entry: &[u8], path: &[u8]) -> LayerError {
+    entry_err(
+        entry,
+        format!(
+            "{:?} goes through a symlink leading out of the root",
+            String::from_utf8_lossy(path)
+        ),
+    )
+}
+
 fn errno(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(0)
 }
@@ -465,6 +477,7 @@ impl Applier {
             Ok(fd) => fd,
             Err(e) if errno(&e) == libc::ENOENT && create => self.make_dirs(path, entry)?,
             Err(e) if matches!(errno(&e), libc::ENOENT | libc::ENOTDIR) => return Ok(None),
+            Err(e) if errno(&e) == libc::EXDEV => return Err(escapes(entry, path)),
             Err(e) => {
                 return Err(entry_err(
                     entry,
@@ -491,7 +504,7 @@ impl Applier {
             &c,
             libc::O_PATH | libc::O_DIRECTORY,
             0,
-            libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
         )
     }
 
@@ -515,6 +528,7 @@ impl Applier {
                         format!("{:?} is not a directory", shown()),
                     ));
                 }
+                Err(e) if errno(&e) == libc::EXDEV => return Err(escapes(entry, prefix)),
                 Err(e) => return Err(entry_err(entry, format!("resolving {:?}: {e}", shown()))),
             }
             let parent = cur.as_ref().map_or(self.root.as_fd(), |f| f.as_fd());

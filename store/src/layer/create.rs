@@ -389,6 +389,27 @@ fn diff(lower: Option<&Path>, upper: &Path) -> Result<Vec<Change>> {
             }
         }
     }
+    // Every entry's parent directories go in too, unchanged or not (as
+    // containerd's writer does). Without them, a file modified in place
+    // in `d` (whose own mtime does not change) is written as `d/file`
+    // alone: applied alone as an overlayfs layer, `d` is then made as a
+    // 0755 root-owned directory, which hides the lower `d`'s mode, owner,
+    // xattrs and mtime in the merged tree; applied onto a copy, `d` keeps
+    // the mtime of the write.
+    let mut dirs = emitted;
+    let mut parents = Vec::new();
+    for c in w.out.iter().chain(extra.iter()) {
+        let (Change::Entry(p, _) | Change::Whiteout(p) | Change::Opaque(p)) = c;
+        let mut parent = split_parent(p).0;
+        while !parent.is_empty() && dirs.insert(parent.to_vec()) {
+            let src = upper.join(OsStr::from_bytes(parent));
+            if let Some(node) = read_node(src)? {
+                parents.push(Change::Entry(parent.to_vec(), node));
+            }
+            parent = split_parent(parent).0;
+        }
+    }
+    extra.append(&mut parents);
     let mut out = w.out;
     if !extra.is_empty() {
         out.extend(extra);

@@ -145,13 +145,12 @@ impl Compression {
 /// The stream is read once, to its end: the returned digest and diff id
 /// cover every byte (including padding after the tar's end marker).
 ///
-/// Paths are resolved inside `dest` as the container will see them: a
-/// symlink in the layer (or already in `dest`), even one pointing to an
-/// absolute path or out through `..`, is followed within `dest`
-/// (openat2 RESOLVE_IN_ROOT), so `etc -> /etc` followed by `etc/passwd`
-/// writes `<dest>/etc/passwd`. Entries named with an absolute path or a `..`
-/// component, hardlinks to such names, and paths through a dangling
-/// symlink are refused with [`LayerError::Entry`] naming the entry.
+/// Paths are resolved beneath `dest` (openat2 RESOLVE_BENEATH): entries
+/// named with an absolute path or a `..` component, hardlinks to such
+/// names, paths through a dangling symlink, and paths through a symlink
+/// leading out of `dest` (`etc -> /etc` followed by `etc/passwd`) are
+/// refused with [`LayerError::Entry`] naming the entry. Symlinks themselves
+/// may point anywhere: they are only ever followed inside a container.
 ///
 /// On error `dest` is left half-applied: the caller deletes it (a snapshot
 /// that failed to unpack is never used). A truncated or corrupt stream is
@@ -193,8 +192,10 @@ pub fn apply(reader: &mut dyn Read, dest: &Path, opts: &ApplyOptions) -> Result<
 /// (nanoseconds), xattrs, symlink target and device number; where all of
 /// these match but the mtime has no sub-second part (a copy of a tree
 /// unpacked from a tar, whose times are whole seconds), the content is
-/// compared too. A directory is written if its own metadata differ, and
-/// hardlinked files are written as a group whenever one of them is.
+/// compared too. A directory is written if its own metadata differ or if
+/// anything below it is (so a layer applied alone, as an overlayfs layer,
+/// keeps the metadata of the directories it writes into), and hardlinked
+/// files are written as a group whenever one of them is.
 pub fn create(changes: &Changes, out: &mut dyn Write, opts: &CreateOptions) -> Result<Created> {
     create::create(changes, out, opts)
 }

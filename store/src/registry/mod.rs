@@ -145,6 +145,58 @@ pub trait ContentStore: Send + Sync {
         let _ = digest;
         Vec::new()
     }
+
+    /// Whether a layer can be unpacked before its parent is
+    /// ([`ContentStore::unpack_detached`]): true where each layer's
+    /// snapshot holds only its own changes (overlay). A pull then unpacks
+    /// several layers at once and commits them in order.
+    fn detached_layers(&self) -> bool {
+        false
+    }
+
+    /// Read a layer once, as [`ContentStore::write_layer`] does (the blob
+    /// is kept, checked against `desc`), unpacking it on its own; it joins
+    /// a stack with [`ContentStore::commit_detached`], or is dropped with
+    /// [`ContentStore::discard_detached`].
+    fn unpack_detached(
+        &self,
+        desc: &Descriptor,
+        reader: &mut dyn Read,
+    ) -> std::io::Result<Detached> {
+        let _ = (desc, reader);
+        Err(std::io::Error::other(
+            "this store unpacks layers in order only",
+        ))
+    }
+
+    /// Make a detached layer `chain_id` on top of `parent` (which exists):
+    /// an error if its content does not give `chain_id` there.
+    fn commit_detached(
+        &self,
+        layer: Detached,
+        chain_id: &Digest,
+        parent: Option<&Digest>,
+    ) -> std::io::Result<()> {
+        let _ = (layer, chain_id, parent);
+        Err(std::io::Error::other(
+            "this store unpacks layers in order only",
+        ))
+    }
+
+    fn discard_detached(&self, layer: Detached) {
+        let _ = layer;
+    }
+}
+
+/// A layer unpacked by [`ContentStore::unpack_detached`], not yet part of
+/// any stack.
+#[derive(Debug)]
+pub struct Detached {
+    /// Where the store keeps it meanwhile.
+    pub location: PathBuf,
+    pub diff_id: Digest,
+    /// Bytes of uncompressed tar.
+    pub size: u64,
 }
 
 /// Transfer settings beyond daemon.json's.

@@ -43,7 +43,7 @@ pub(crate) struct PipeReader {
 }
 
 /// How long a waiting reader sleeps before calling its tick function.
-const TICK: Duration = Duration::from_millis(100);
+pub(super) const TICK: Duration = Duration::from_millis(100);
 
 /// The reader is gone: the consumer failed or stopped reading.
 #[derive(Debug)]
@@ -119,11 +119,12 @@ impl Drop for PipeWriter {
 
 impl PipeReader {
     /// Read like [`Read::read`]; while waiting for data, call `tick` every
-    /// 100 ms (the reading thread delivers progress events from there).
+    /// 100 ms (the reading thread delivers progress events from there). An
+    /// error from `tick` ends the wait and is returned.
     pub(crate) fn read_ticking(
         &mut self,
         buf: &mut [u8],
-        tick: &mut dyn FnMut(),
+        tick: &mut dyn FnMut() -> io::Result<()>,
     ) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
@@ -162,14 +163,14 @@ impl PipeReader {
                 .wait_timeout(st, TICK)
                 .unwrap_or_else(|e| e.into_inner());
             drop(st);
-            tick();
+            tick()?;
         }
     }
 }
 
 impl Read for PipeReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read_ticking(buf, &mut || {})
+        self.read_ticking(buf, &mut || Ok(()))
     }
 }
 

@@ -3,16 +3,19 @@
 //!
 //! Layers are downloaded by spawned tasks, up to `max_concurrent_downloads`
 //! at once, started in layer order; each streams into a bounded pipe
-//! (`Options::lookahead` bytes). The unpacking is serial and in layer
-//! order, on the thread running the pull (inside `block_in_place`): a
-//! layer is unpacked on top of its parent, so it can only start once its
-//! parent's `write_layer` returned, and the store is borrowed (not
-//! `'static`), so it cannot move to another thread. Downloads of later
-//! layers run ahead meanwhile, until their pipe is full.
+//! (`Options::lookahead` bytes). The unpacking runs on the thread running
+//! the pull (inside `block_in_place`; the store is borrowed, not
+//! `'static`). Where a layer must be unpacked on top of its parent (the
+//! copying snapshotter) it is serial, in layer order, and downloads of
+//! later layers run ahead until their pipe is full. Where layers stand
+//! alone (overlay), scoped worker threads unpack several at once and this
+//! thread commits them in order.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
@@ -28,7 +31,7 @@ use super::conn::{Conn, chain, downloads, one_line};
 use super::media::{self, Kind};
 use super::pipe::{PipeReader, PipeWriter, pipe};
 use super::{
-    Auth, ContentStore, Options, Platform, Progress, ProgressStatus, Pulled, Reference,
+    Auth, ContentStore, Detached, Options, Platform, Progress, ProgressStatus, Pulled, Reference,
     RegistryConfig, RegistryError, Result,
 };
 use crate::digest::{Digest, chain_ids, sha256};
@@ -325,7 +328,8 @@ async fn small_blob(conn: &Conn, desc: &Descriptor) -> Result<Vec<u8>> {
 }
 
 /// The unpacking loop, on a thread that may block: each layer in order,
-/// from its pipe into the store.
+/// from its pipe into the store; several at once where the store can
+/// unpack a layer before its parent.
 fn unpack(
     conn: &Conn,
     store: &dyn ContentStore,
@@ -340,48 +344,191 @@ fn unpack(
             progress(p);
         }
     };
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if store.detached_layers() && readers.len() > 1 && workers > 1 {
+        return unpack_parallel(
+            conn, store, progress, &deliver, readers, layers, chains, workers,
+        );
+    }
+    let tick = || {
+        deliver();
+        Ok(())
+    };
     for (i, pipe) in readers {
         let desc = &layers[i];
         let parent = i.checked_sub(1).map(|p| &chains[p]);
-        let mut reader = LayerReader {
-            pipe,
-            tick: &deliver,
-            eof: false,
-            failed: None,
-        };
+        let mut reader = LayerReader::new(pipe, &tick);
         let res = store.write_layer(desc, &chains[i], parent, &mut reader);
-        // The store must have read to the end, where the digest and size
-        // checks report; if it did not, finish reading so they still run.
-        let res = res.and_then(|()| {
-            if !reader.eof {
-                io::copy(&mut reader, &mut io::sink())?;
-            }
-            Ok(())
-        });
+        let res = res.and_then(|()| reader.finish());
         deliver();
         if let Err(e) = res {
             // A failed download is the cause, whatever the store made of it.
             let message = reader.failed.unwrap_or_else(|| chain(&e));
             return Err(layer_err(conn, desc.digest(), message));
         }
-        progress(Progress {
-            digest: desc.digest().clone(),
-            status: ProgressStatus::Done,
-            current: desc.size(),
-            total: Some(desc.size()),
-        });
+        done(progress, desc);
     }
     Ok(())
 }
 
-/// What `write_layer` reads: the pipe, delivering progress events while
-/// it waits.
+fn done(progress: &(dyn Fn(Progress) + Send + Sync), desc: &Descriptor) {
+    progress(Progress {
+        digest: desc.digest().clone(),
+        status: ProgressStatus::Done,
+        current: desc.size(),
+        total: Some(desc.size()),
+    });
+}
+
+/// Workers unpack layers as their downloads arrive, each on its own; this
+/// thread commits them in stack order and delivers progress. On the first
+/// failure the workers stop (their reads fail) and every layer unpacked
+/// but not committed is discarded.
+#[allow(clippy::too_many_arguments)]
+fn unpack_parallel(
+    conn: &Conn,
+    store: &dyn ContentStore,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+    deliver: &dyn Fn(),
+    readers: Vec<(usize, PipeReader)>,
+    layers: &[Descriptor],
+    chains: &[Digest],
+    workers: usize,
+) -> Result<()> {
+    let order: Vec<usize> = readers.iter().map(|(i, _)| *i).collect();
+    let queue = Mutex::new(readers.into_iter().collect::<VecDeque<_>>());
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel::<(usize, std::result::Result<Detached, String>)>();
+    std::thread::scope(|scope| {
+        for _ in 0..workers.min(order.len()) {
+            let (queue, stop, tx) = (&queue, &stop, tx.clone());
+            scope.spawn(move || {
+                loop {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let Some((i, pipe)) = queue.lock().expect("not poisoned").pop_front() else {
+                        break;
+                    };
+                    let halt = || {
+                        if stop.load(Ordering::Relaxed) {
+                            Err(io::Error::other("the pull stopped"))
+                        } else {
+                            Ok(())
+                        }
+                    };
+                    let mut reader = LayerReader::new(pipe, &halt);
+                    let res = store
+                        .unpack_detached(&layers[i], &mut reader)
+                        .and_then(|d| match reader.finish() {
+                            Ok(()) => Ok(d),
+                            Err(e) => {
+                                store.discard_detached(d);
+                                Err(e)
+                            }
+                        });
+                    let res = res.map_err(|e| reader.failed.take().unwrap_or_else(|| chain(&e)));
+                    if tx.send((i, res)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let result = commit_in_order(conn, store, progress, deliver, &rx, &order, layers, chains);
+        if result.is_err() {
+            stop.store(true, Ordering::Relaxed);
+            // What the workers still finish is not wanted.
+            for (_, r) in rx.iter() {
+                if let Ok(d) = r {
+                    store.discard_detached(d);
+                }
+            }
+        }
+        result
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn commit_in_order(
+    conn: &Conn,
+    store: &dyn ContentStore,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+    deliver: &dyn Fn(),
+    rx: &mpsc::Receiver<(usize, std::result::Result<Detached, String>)>,
+    order: &[usize],
+    layers: &[Descriptor],
+    chains: &[Digest],
+) -> Result<()> {
+    let mut ready: BTreeMap<usize, Detached> = BTreeMap::new();
+    let discard_all = |ready: &mut BTreeMap<usize, Detached>| {
+        for (_, d) in std::mem::take(ready) {
+            store.discard_detached(d);
+        }
+    };
+    for &i in order {
+        let desc = &layers[i];
+        while !ready.contains_key(&i) {
+            deliver();
+            match rx.recv_timeout(super::pipe::TICK) {
+                Ok((j, Ok(d))) => {
+                    ready.insert(j, d);
+                }
+                Ok((j, Err(message))) => {
+                    discard_all(&mut ready);
+                    return Err(layer_err(conn, layers[j].digest(), message));
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    discard_all(&mut ready);
+                    return Err(layer_err(
+                        conn,
+                        desc.digest(),
+                        "the unpacking workers ended early".into(),
+                    ));
+                }
+            }
+        }
+        let d = ready.remove(&i).expect("waited for it");
+        let parent = i.checked_sub(1).map(|p| &chains[p]);
+        if let Err(e) = store.commit_detached(d, &chains[i], parent) {
+            discard_all(&mut ready);
+            return Err(layer_err(conn, desc.digest(), chain(&e)));
+        }
+        deliver();
+        done(progress, desc);
+    }
+    Ok(())
+}
+
+/// What the store reads: the pipe, calling `tick` (progress, or a check
+/// that the pull goes on) while it waits.
 struct LayerReader<'a> {
     pipe: PipeReader,
-    tick: &'a dyn Fn(),
+    tick: &'a dyn Fn() -> io::Result<()>,
     eof: bool,
     /// Why the download failed, if it did.
     failed: Option<String>,
+}
+
+impl<'a> LayerReader<'a> {
+    fn new(pipe: PipeReader, tick: &'a dyn Fn() -> io::Result<()>) -> Self {
+        LayerReader {
+            pipe,
+            tick,
+            eof: false,
+            failed: None,
+        }
+    }
+
+    /// The store must have read to the end, where the digest and size
+    /// checks report; if it did not, finish reading so they still run.
+    fn finish(&mut self) -> io::Result<()> {
+        if !self.eof {
+            io::copy(self, &mut io::sink())?;
+        }
+        Ok(())
+    }
 }
 
 impl Read for LayerReader<'_> {

@@ -4,7 +4,8 @@
 //! ContentStore, and random test images. Everything started here is
 //! stopped by PID, and its files removed, on drop.
 
-#![allow(dead_code)]
+// Shared by several test crates, each using part of it.
+#![allow(dead_code, unused_imports)]
 
 pub mod image;
 pub mod memstore;
@@ -21,31 +22,28 @@ pub use proxy::{Fault, Proxy};
 pub use registry::{Registry, RegistryKind};
 pub use token::TokenServer;
 
-/// Whether the tools the tests need are installed; tests skip (with a
-/// message) when they are not.
+/// The tools the tests need are installed; a test without them fails
+/// (scripts/test installs them), it does not pass unseen.
 pub fn have_tools() -> bool {
-    let ok = [
+    for p in [
         "/usr/bin/docker-registry",
         "/usr/bin/openssl",
         "/usr/bin/htpasswd",
-    ]
-    .iter()
-    .all(|p| Path::new(p).exists());
-    if !ok {
-        eprintln!(
-            "SKIP: needs docker-registry, openssl and htpasswd \
-             (apt-get install docker-registry openssl apache2-utils)"
+    ] {
+        assert!(
+            Path::new(p).exists(),
+            "{p} missing: apt-get install docker-registry openssl apache2-utils"
         );
     }
-    ok
+    true
 }
 
 pub fn have_skopeo() -> bool {
-    let ok = Path::new("/usr/bin/skopeo").exists();
-    if !ok {
-        eprintln!("SKIP: needs skopeo (apt-get install skopeo)");
-    }
-    ok
+    assert!(
+        Path::new("/usr/bin/skopeo").exists(),
+        "/usr/bin/skopeo missing: apt-get install skopeo"
+    );
+    true
 }
 
 /// A free port on 127.0.0.1.
