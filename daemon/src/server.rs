@@ -241,3 +241,33 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
     tracing::info!("berthd stopped");
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pidfile_naming_a_live_process_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("run/berthd.pid");
+        write_pidfile(&p).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            format!("{}\n", std::process::id())
+        );
+        // pid 1 is always alive.
+        std::fs::write(&p, "1\n").unwrap();
+        assert!(matches!(write_pidfile(&p), Err(DaemonError::Running(_))));
+        // A stale file (no such process) is replaced.
+        std::fs::write(&p, format!("{}\n", i32::MAX)).unwrap();
+        write_pidfile(&p).unwrap();
+    }
+
+    #[test]
+    fn engine_id_is_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = engine_id(dir.path()).unwrap();
+        assert_eq!(a.len(), 36);
+        assert_eq!(engine_id(dir.path()).unwrap(), a);
+    }
+}

@@ -48,16 +48,20 @@ fn unknown_keys_are_named() {
 
 #[test]
 fn tcp_hosts_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("daemon.json");
+    std::fs::write(&file, "{}").unwrap();
     let out = berthd(&[
         "-H",
         "tcp://127.0.0.1:2375",
         "--config-file",
-        "/nonexistent.json",
+        file.to_str().unwrap(),
     ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
-        err.contains("/nonexistent.json") || err.contains("tcp://"),
+        err.contains("tcp://127.0.0.1:2375") && err.contains("unix sockets only"),
         "{err}"
     );
 }
