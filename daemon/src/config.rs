@@ -219,7 +219,21 @@ fn merge_file(
     let conflicts: Vec<String> = KEYS
         .iter()
         .filter(|(key, id)| map.contains_key(*key) && from_cli(id))
-        .map(|(key, _)| format!("{key} (from flag and from file: {})", map[*key]))
+        .map(|(key, _)| {
+            let flag = match *key {
+                "hosts" => args.hosts.join(" "),
+                "data-root" => args.data_root.display().to_string(),
+                "exec-root" => args.exec_root.display().to_string(),
+                "pidfile" => args
+                    .pidfile
+                    .as_ref()
+                    .map_or(String::new(), |p| p.display().to_string()),
+                "log-level" => args.log_level.clone(),
+                "insecure-registries" => args.insecure_registries.join(" "),
+                _ => args.registry_mirrors.join(" "),
+            };
+            format!("{key}: (from flag: {flag}, from file: {})", map[*key])
+        })
         .collect();
     if !conflicts.is_empty() {
         return Err(ConfigError::Conflict {
