@@ -1,0 +1,230 @@
+//! A berthd for tests: a seeded store in a temp dir, the daemon on its own
+//! socket, the real docker CLI and curl to talk to it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_store::Store;
+use berth_store::refs::ImageName;
+
+pub const DOCKER: &str = "/usr/local/bin/docker";
+
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "berthd's tests open an image store that unpacks layers: run as root"
+    );
+}
+
+pub fn require_docker() {
+    assert!(
+        Path::new(DOCKER).exists(),
+        "{DOCKER} is missing: these tests drive berthd with the real docker CLI (28.x)"
+    );
+}
+
+/// A busybox root filesystem as a tar: the static binary and a few links.
+pub fn busybox_tar() -> Vec<u8> {
+    let busybox = std::fs::read("/bin/busybox").expect("/bin/busybox: install busybox-static");
+    let mut b = tar::Builder::new(Vec::new());
+    for (d, m) in [("bin/", 0o755), ("etc/", 0o755), ("tmp/", 0o1777)] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(m);
+        h.set_size(0);
+        h.set_mtime(1_700_000_000);
+        b.append_data(&mut h, d, std::io::empty()).unwrap();
+    }
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o755);
+    h.set_size(busybox.len() as u64);
+    h.set_mtime(1_700_000_000);
+    b.append_data(&mut h, "bin/busybox", &busybox[..]).unwrap();
+    for link in ["sh", "ls", "cat", "true"] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mtime(1_700_000_000);
+        b.append_link(&mut h, format!("bin/{link}"), "busybox")
+            .unwrap();
+    }
+    let passwd = b"root:x:0:0:root:/root:/bin/sh\n";
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o644);
+    h.set_size(passwd.len() as u64);
+    h.set_mtime(1_700_000_000);
+    b.append_data(&mut h, "etc/passwd", &passwd[..]).unwrap();
+    b.into_inner().unwrap()
+}
+
+/// Import busybox as each of `names` into the store at `<data_root>/image`;
+/// returns the image id.
+pub fn seed(data_root: &Path, names: &[&str]) -> String {
+    let store = Store::open(&data_root.join("image"), None).expect("open store");
+    let tar = busybox_tar();
+    for n in names {
+        store
+            .import(&mut &tar[..], &ImageName::parse(n).unwrap(), None)
+            .expect("import busybox");
+    }
+    store.image(names[0]).unwrap().id.to_string()
+}
+
+/// A running berthd, stopped (SIGTERM, then SIGKILL) and its files removed
+/// on drop.
+pub struct Berthd {
+    pub dir: tempfile::TempDir,
+    pub child: Option<Child>,
+    pub socket: PathBuf,
+    pub pidfile: PathBuf,
+    pub data_root: PathBuf,
+}
+
+impl Berthd {
+    /// A temp dir with `data/` seeded by `seed_names` (none: empty store).
+    pub fn start(seed_names: &[&str]) -> (Berthd, Option<String>) {
+        require_root();
+        let dir = tempfile::Builder::new()
+            .prefix("berthd-test")
+            .tempdir()
+            .unwrap();
+        let data_root = dir.path().join("data");
+        let id = (!seed_names.is_empty()).then(|| seed(&data_root, seed_names));
+        let exec_root = dir.path().join("exec");
+        let socket = dir.path().join("berth.sock");
+        let config_file = dir.path().join("daemon.json");
+        std::fs::write(&config_file, "{}\n").unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_berthd"))
+            .arg("--data-root")
+            .arg(&data_root)
+            .arg("--exec-root")
+            .arg(&exec_root)
+            .arg("-H")
+            .arg(format!("unix://{}", socket.display()))
+            .arg("--config-file")
+            .arg(&config_file)
+            .args(["--log-level", "debug"])
+            .stderr(std::fs::File::create(dir.path().join("berthd.log")).unwrap())
+            .spawn()
+            .expect("spawn berthd");
+        let mut d = Berthd {
+            pidfile: exec_root.join("berthd.pid"),
+            dir,
+            child: Some(child),
+            socket,
+            data_root,
+        };
+        d.wait_ready();
+        (d, id)
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("berthd exited ({st}); log:\n{}", self.log());
+            }
+            if self.socket.exists() && self.curl(&["http://d/_ping"]).status.success() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("berthd did not come up; log:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("berthd.log")).unwrap_or_default()
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// The real docker CLI, with a config dir of its own.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        require_docker();
+        let config = self.dir.path().join("docker-config");
+        std::fs::create_dir_all(&config).unwrap();
+        Command::new(DOCKER)
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_CONTEXT")
+            .env("DOCKER_CONFIG", &config)
+            .arg("-H")
+            .arg(self.host())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run docker")
+    }
+
+    /// `docker args` that must succeed; its stdout.
+    pub fn docker_ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed: {}\nberthd log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// curl over the socket; `-s` is always given.
+    pub fn curl(&self, args: &[&str]) -> Output {
+        Command::new("curl")
+            .arg("-s")
+            .arg("--unix-socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run curl")
+    }
+
+    /// (status, headers, body) of a request.
+    pub fn request(&self, method: &str, path: &str) -> (u16, String, String) {
+        let headers = self.dir.path().join("headers");
+        let mut args = vec!["-D", headers.to_str().unwrap(), "-X", method];
+        if method == "HEAD" {
+            args = vec!["-D", headers.to_str().unwrap(), "-I"];
+        }
+        let url = format!("http://d{path}");
+        args.push(&url);
+        let out = self.curl(&args);
+        let head = std::fs::read_to_string(&headers).unwrap_or_default();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (
+            status,
+            head,
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    /// SIGTERM, wait up to 10 s; the exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+}
+
+impl Drop for Berthd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
