@@ -10,8 +10,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub mod images;
 pub mod system;
 
+pub use images::{
+    ErrorDetail, ImageDeleteResponseItem, ImagePruneResponse, JsonMessage, ProgressDetail,
+    SystemDataUsageResponse,
+};
 pub use system::{
     Commit, ComponentVersion, IndexInfo, Platform, PluginsInfo, RegistryServiceConfig, Runtime,
     SwarmInfo, SystemInfo, SystemVersion,

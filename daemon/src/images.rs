@@ -91,7 +91,7 @@ fn labels(image: &Image) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-fn summary(store: &Store, info: &ImageInfo, image: &Image) -> ImageSummary {
+pub(crate) fn summary(store: &Store, info: &ImageInfo, image: &Image) -> ImageSummary {
     let names = split_names(&info.names);
     ImageSummary {
         id: image.id.to_string(),
@@ -281,7 +281,9 @@ pub fn history(store: &Store, name: &str) -> Result<Vec<HistoryResponseItem>> {
     Ok(out)
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::Internal(format!("task failed: {e}")))?
@@ -308,6 +310,10 @@ pub async fn get_by_name(State(d): State<Arc<Daemon>>, Path(rest): Path<String>)
         blocking(move || inspect(&d.store, &d.driver, &name))
             .await
             .map(|i| Json(i).into_response())
+    } else if let Some(name) = rest.strip_suffix("/get") {
+        return crate::archives::save(d, vec![name.to_string()])
+            .await
+            .into_response();
     } else if let Some(name) = rest.strip_suffix("/history") {
         let name = name.to_string();
         blocking(move || history(&d.store, &name))

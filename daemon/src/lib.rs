@@ -2,14 +2,21 @@
 //!
 //! `config` reads dockerd's flags and daemon.json, `server` owns the sockets
 //! and the router, `version` strips and checks the `/vX.Y/` prefix, and
-//! each API area has its module of handlers (`system`, `images`), which
-//! answer with the wire types of `berth-api` and fail with `error::ApiError`.
+//! each API area has its module of handlers (`system`, `images` to read
+//! images, `manage` to tag, delete and prune them, `archives` for save,
+//! load and import, `distribution` for pull and push), which answer with
+//! the wire types of `berth-api` and fail with `error::ApiError`.
+//! `progress` streams the JSON lines of pull and push.
 
+pub mod archives;
 pub mod config;
+pub mod distribution;
 pub mod error;
 pub mod filters;
 pub mod host;
 pub mod images;
+pub mod manage;
+pub mod progress;
 pub mod server;
 pub mod system;
 pub mod version;

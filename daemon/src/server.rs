@@ -7,15 +7,16 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::routing::get;
+use axum::routing::{get, post};
 use berth_store::Store;
+use berth_store::registry::RegistryConfig;
 use berth_store::snapshot::Driver;
 use tokio::net::UnixListener;
 use tower::Layer;
 
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::{images, system, version};
+use crate::{archives, distribution, images, manage, system, version};
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -26,6 +27,14 @@ pub struct Daemon {
     pub driver: String,
     /// A stable id for this daemon's data root (`docker info`'s ID).
     pub engine_id: String,
+    /// Insecure registries and mirrors, from the config.
+    pub registry: RegistryConfig,
+    /// Held shared by what reads content the names reach (push, save) and
+    /// exclusively by what adds content or collects it (pull, load,
+    /// import, delete, prune): a collection must not sweep what a pull
+    /// has written but not named yet, and a failed pull must not roll
+    /// back a blob another one skipped because it was there.
+    pub content: Arc<tokio::sync::RwLock<()>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +71,17 @@ impl Daemon {
         }
         .to_string();
         let engine_id = engine_id(&config.data_root)?;
+        let registry = RegistryConfig {
+            insecure: config.insecure_registries.clone(),
+            mirrors: [("docker.io".to_string(), config.registry_mirrors.clone())]
+                .into_iter()
+                .filter(|(_, m)| !m.is_empty())
+                .collect(),
+            ..RegistryConfig::default()
+        };
         Ok(Daemon {
+            registry,
+            content: Arc::default(),
             config,
             store,
             driver,
@@ -111,11 +130,65 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/_ping", get(system::ping).head(system::ping_head))
         .route("/version", get(system::get_version))
         .route("/info", get(system::get_info))
+        .route("/system/df", get(manage::get_disk_usage))
         .route("/images/json", get(images::get_list))
-        .route("/images/{*rest}", get(images::get_by_name))
+        .route("/images/create", post(create))
+        .route("/images/load", post(archives::post_load))
+        .route("/images/get", get(archives::get_many))
+        .route("/images/prune", post(manage::post_prune))
+        .route(
+            "/images/{*rest}",
+            get(images::get_by_name)
+                .post(post_by_name)
+                .delete(manage::delete_image),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .with_state(daemon)
+}
+
+/// `POST /images/create`: a pull (`fromImage`) or an import (`fromSrc`).
+async fn create(
+    state: axum::extract::State<Arc<Daemon>>,
+    query: axum::extract::Query<distribution::CreateQuery>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let r = if query.from_src.is_some() {
+        archives::import(state, query, body).await
+    } else {
+        distribution::pull(state, query, headers).await
+    };
+    r.into_response()
+}
+
+/// `POST /images/{name}/tag` and `POST /images/{name}/push`: a name may
+/// hold slashes, so the suffix picks the handler.
+async fn post_by_name(
+    state: axum::extract::State<Arc<Daemon>>,
+    axum::extract::Path(rest): axum::extract::Path<String>,
+    query: axum::extract::Query<Vec<(String, String)>>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let get = |k: &str| {
+        query
+            .iter()
+            .find(|(q, _)| q == k)
+            .map_or(String::new(), |(_, v)| v.clone())
+    };
+    if let Some(name) = rest.strip_suffix("/tag") {
+        manage::tag(state, name.to_string(), get("repo"), get("tag"))
+            .await
+            .into_response()
+    } else if let Some(name) = rest.strip_suffix("/push") {
+        distribution::push(state, name.to_string(), get("tag"), headers)
+            .await
+            .into_response()
+    } else {
+        not_found().await.into_response()
+    }
 }
 
 /// The router behind the version-prefix middleware (which must run before

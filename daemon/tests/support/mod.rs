@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use berth_store::Store;
 use berth_store::refs::ImageName;
 
+pub mod registry;
+
 pub const DOCKER: &str = "/usr/local/bin/docker";
 
 pub fn require_root() {
@@ -59,15 +61,20 @@ pub fn busybox_tar() -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
-/// Import busybox as each of `names` into the store at `<data_root>/image`;
-/// returns the image id.
+/// Import busybox as `names[0]` into the store at `<data_root>/image`,
+/// tagged also as the other `names`; returns the image id.
 pub fn seed(data_root: &Path, names: &[&str]) -> String {
     let store = Store::open(&data_root.join("image"), None).expect("open store");
     let tar = busybox_tar();
-    for n in names {
+    // One import, then more names: two imports a second apart would be
+    // two images (the config records when it was made).
+    store
+        .import(&mut &tar[..], &ImageName::parse(names[0]).unwrap(), None)
+        .expect("import busybox");
+    for n in &names[1..] {
         store
-            .import(&mut &tar[..], &ImageName::parse(n).unwrap(), None)
-            .expect("import busybox");
+            .retag(names[0], &ImageName::parse(n).unwrap())
+            .expect("tag busybox");
     }
     store.image(names[0]).unwrap().id.to_string()
 }
@@ -85,6 +92,11 @@ pub struct Berthd {
 impl Berthd {
     /// A temp dir with `data/` seeded by `seed_names` (none: empty store).
     pub fn start(seed_names: &[&str]) -> (Berthd, Option<String>) {
+        Berthd::start_with(seed_names, &[])
+    }
+
+    /// [`Berthd::start`] with more berthd flags.
+    pub fn start_with(seed_names: &[&str], extra: &[&str]) -> (Berthd, Option<String>) {
         require_root();
         let dir = tempfile::Builder::new()
             .prefix("berthd-test")
@@ -106,6 +118,7 @@ impl Berthd {
             .arg("--config-file")
             .arg(&config_file)
             .args(["--log-level", "debug"])
+            .args(extra)
             .stderr(std::fs::File::create(dir.path().join("berthd.log")).unwrap())
             .spawn()
             .expect("spawn berthd");
