@@ -236,12 +236,8 @@ pub async fn push(
     };
     let target = ImageName::parse(&store_name).expect("parsed before");
     let (lines, response) = progress::channel();
-    // The store's push future is not `Send` (a rustc limit on higher-ranked
-    // closures, rust-lang/rust#102211), so it cannot be a spawned task: it
-    // runs on a blocking thread of its own, driven by `Handle::block_on`.
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
-        handle.block_on(async move {
+    tokio::spawn(async move {
+        {
             let _guard = d.content.clone().read_owned().await;
             let repo = ImageName {
                 tag: Some("x".into()),
@@ -290,7 +286,7 @@ pub async fn push(
                     lines.error(one_line(&e.to_string()));
                 }
             }
-        })
+        }
     });
     Ok(response)
 }

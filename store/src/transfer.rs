@@ -351,3 +351,33 @@ impl Store {
         Ok(true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// The daemon spawns pulls and pushes onto its runtime's workers.
+    #[test]
+    fn pull_and_push_futures_are_send() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), None).unwrap();
+        let config = RegistryConfig::default();
+        let name = ImageName::parse("bt/x").unwrap();
+        let options = Options::default();
+        let platform = Platform::host();
+        let quiet = |_| {};
+        let pull = store.pull(
+            &config,
+            &Auth::Anonymous,
+            &name,
+            &platform,
+            &quiet,
+            &options,
+        );
+        assert_send(&pull);
+        let push = store.push(&config, &Auth::Anonymous, "bt/x", &name, &quiet, &options);
+        assert_send(&push);
+    }
+}

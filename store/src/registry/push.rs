@@ -68,8 +68,13 @@ pub(super) async fn push(
         }
     }
 
-    futures_util::stream::iter(blobs.iter())
-        .map(|(desc, layer)| push_blob(&conn, store, desc, *layer, progress, opts))
+    // Owned items: a closure over borrowed ones makes this future !Send
+    // (rust-lang/rust#102211), and the daemon spawns pushes.
+    let conn_ref = &conn;
+    futures_util::stream::iter(blobs)
+        .map(|(desc, layer)| async move {
+            push_blob(conn_ref, store, &desc, layer, progress, opts).await
+        })
         .buffer_unordered(uploads(config))
         .try_collect::<Vec<()>>()
         .await?;
