@@ -14,7 +14,7 @@ use berth_store::refs::ImageName;
 use berth_store::registry::{Auth, Options, Platform, Progress, ProgressStatus, RegistryConfig};
 use berth_store::snapshot::Driver;
 use berth_store::{NewImage, Store};
-use fixtures::{Mounted, busybox_tar, tree};
+use fixtures::{Mounted, busybox_tar, contents, tree};
 use registry_support::{Fault, Proxy, Registry, RegistryKind, have_skopeo, have_tools, make_layer};
 
 const MIB: usize = 1024 * 1024;
@@ -33,28 +33,6 @@ fn config(host: &str) -> RegistryConfig {
         insecure: vec![host.to_string()],
         ..RegistryConfig::default()
     }
-}
-
-/// Everything the store holds, to compare before and after an operation.
-fn contents(s: &Store) -> (Vec<String>, Vec<String>, Vec<String>) {
-    let blobs = s
-        .blobs
-        .list()
-        .unwrap()
-        .into_iter()
-        .map(|(d, _)| d.to_string())
-        .collect();
-    let mut layers: Vec<String> = s
-        .snapshots
-        .layers()
-        .unwrap()
-        .into_iter()
-        .map(|m| m.chain_id.to_string())
-        .collect();
-    layers.sort();
-    let mut names: Vec<String> = s.images().into_iter().flat_map(|i| i.names).collect();
-    names.sort();
-    (blobs, layers, names)
 }
 
 /// busybox plus layers of random files of `sizes`, named `n`.

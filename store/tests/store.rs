@@ -10,7 +10,7 @@ use berth_store::archive::Format;
 use berth_store::refs::ImageName;
 use berth_store::snapshot::Driver;
 use berth_store::{NewImage, Store};
-use fixtures::{Mounted, busybox_tar, gzip, tar_of, tree, zstd};
+use fixtures::{Mounted, busybox_tar, contents, gzip, tar_of, tree, zstd};
 
 fn name(s: &str) -> ImageName {
     ImageName::parse(s).unwrap()
@@ -19,28 +19,6 @@ fn name(s: &str) -> ImageName {
 fn open(dir: &Path, driver: Driver) -> Store {
     fixtures::require_root();
     Store::open(dir, Some(driver)).unwrap()
-}
-
-/// Everything the store holds, to compare before and after an operation.
-fn contents(s: &Store) -> (Vec<String>, Vec<String>, Vec<String>) {
-    let blobs = s
-        .blobs
-        .list()
-        .unwrap()
-        .into_iter()
-        .map(|(d, _)| d.to_string())
-        .collect();
-    let mut layers: Vec<String> = s
-        .snapshots
-        .layers()
-        .unwrap()
-        .into_iter()
-        .map(|m| m.chain_id.to_string())
-        .collect();
-    layers.sort();
-    let mut names: Vec<String> = s.images().into_iter().flat_map(|i| i.names).collect();
-    names.sort();
-    (blobs, layers, names)
 }
 
 /// Mount an image's root filesystem through a container snapshot and

@@ -30,7 +30,7 @@ use sha2::{Digest as _, Sha256};
 use super::sys::{self, cstring};
 use super::tarfmt::{Whiteout, clean_path, join, parse_whiteout, split_parent};
 use super::tarread::{Header, TarReader};
-use super::{Applied, ApplyOptions, Compression, LayerError, Result, WhiteoutMode};
+use super::{Applied, ApplyOptions, Compression, LayerError, Result, WhiteoutMode, read_full};
 use crate::digest::from_hasher;
 
 /// Bytes of decompressed tar per chunk handed to the unpacking thread.
@@ -129,20 +129,6 @@ impl BufRead for ChannelReader {
     fn consume(&mut self, n: usize) {
         self.pos += n;
     }
-}
-
-/// Reads until `buf` is full or the stream ends.
-fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match r.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 pub(super) fn apply(reader: &mut dyn Read, dest: &Path, opts: &ApplyOptions) -> Result<Applied> {

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -17,7 +17,7 @@ use super::sys::{self, cstring};
 use super::tarfmt::{
     self, EntryHeader, Kind, WHITEOUT_OPAQUE, WHITEOUT_PREFIX, join, split_parent,
 };
-use super::{Changes, Compression, CreateOptions, Created, LayerError, Result};
+use super::{Changes, Compression, CreateOptions, Created, LayerError, Result, read_full};
 use crate::digest::{Digest, HashingWriter, from_hasher};
 
 /// xattrs that are not part of a layer: overlayfs' bookkeeping, and the
@@ -221,19 +221,6 @@ fn content_differs(a: &Path, b: &Path) -> Result<bool> {
             return Ok(false);
         }
     }
-}
-
-fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match r.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 /// Whether `upper` differs from `lower` (same path, both present).

@@ -199,3 +199,17 @@ pub fn apply(reader: &mut dyn Read, dest: &Path, opts: &ApplyOptions) -> Result<
 pub fn create(changes: &Changes, out: &mut dyn Write, opts: &CreateOptions) -> Result<Created> {
     create::create(changes, out, opts)
 }
+
+/// Reads until `buf` is full or the stream ends; how much was read.
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
