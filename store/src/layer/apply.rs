@@ -196,7 +196,8 @@ pub(super) fn apply(reader: &mut dyn Read, dest: &Path, opts: &ApplyOptions) -> 
                     }
                 },
             };
-            produce(&mut *decoder, tx, recycle_rx)
+            // An uncompressed layer's diff id is its digest: hash it once.
+            produce(&mut *decoder, tx, recycle_rx, compression != Compression::None)
         };
         let unpacked = match worker.join() {
             Ok(r) => r,
@@ -217,23 +218,26 @@ pub(super) fn apply(reader: &mut dyn Read, dest: &Path, opts: &ApplyOptions) -> 
         }
     };
     unpacked?;
+    let digest = from_hasher(input.hasher);
     Ok(Applied {
-        diff_id,
-        digest: from_hasher(input.hasher),
+        diff_id: diff_id.unwrap_or_else(|| digest.clone()),
+        digest,
         compression,
         compressed_size: input.count,
         size,
     })
 }
 
-/// Decompresses `decoder` to its end, hashing the tar and sending it on.
-/// Stops early (without error) if the unpacking thread has gone.
+/// Decompresses `decoder` to its end, hashing the tar (if `hash`) and
+/// sending it on. Stops early (without error) if the unpacking thread has
+/// gone.
 fn produce(
     decoder: &mut dyn Read,
     tx: SyncSender<Vec<u8>>,
     recycle: Receiver<Vec<u8>>,
-) -> io::Result<(crate::digest::Digest, u64)> {
-    let mut hasher = Sha256::new();
+    hash: bool,
+) -> io::Result<(Option<crate::digest::Digest>, u64)> {
+    let mut hasher = hash.then(Sha256::new);
     let mut size = 0u64;
     loop {
         let mut buf = recycle.try_recv().unwrap_or_default();
@@ -243,13 +247,15 @@ fn produce(
             break;
         }
         buf.truncate(n);
-        hasher.update(&buf);
+        if let Some(h) = hasher.as_mut() {
+            h.update(&buf);
+        }
         size += n as u64;
         if tx.send(buf).is_err() {
             break;
         }
     }
-    Ok((from_hasher(hasher), size))
+    Ok((hasher.map(from_hasher), size))
 }
 
 fn unpack(root: OwnedFd, mode: WhiteoutMode, rd: ChannelReader) -> Result<()> {
