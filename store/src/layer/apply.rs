@@ -197,7 +197,12 @@ pub(super) fn apply(reader: &mut dyn Read, dest: &Path, opts: &ApplyOptions) -> 
                 },
             };
             // An uncompressed layer's diff id is its digest: hash it once.
-            produce(&mut *decoder, tx, recycle_rx, compression != Compression::None)
+            produce(
+                &mut *decoder,
+                tx,
+                recycle_rx,
+                compression != Compression::None,
+            )
         };
         let unpacked = match worker.join() {
             Ok(r) => r,
