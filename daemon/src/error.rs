@@ -24,6 +24,10 @@ pub enum ApiError {
     /// 500: anything else the daemon could not do.
     #[error("{0}")]
     Internal(String),
+    /// A container that would not start: 400 when its command cannot be
+    /// run (the CLI maps those to exit codes 126 and 127), 500 otherwise.
+    #[error("{0}")]
+    Start(String),
 }
 
 pub type Result<T> = std::result::Result<T, ApiError>;
@@ -35,6 +39,22 @@ impl ApiError {
             ApiError::InvalidParameter(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Start(m) => {
+                let m = m.to_ascii_lowercase();
+                if [
+                    "not found",
+                    "no such file",
+                    "permission denied",
+                    "is a directory",
+                ]
+                .iter()
+                .any(|k| m.contains(k))
+                {
+                    StatusCode::BAD_REQUEST
+                } else {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+            }
         }
     }
 

@@ -176,7 +176,7 @@ pub fn list(store: &Store, filters: &Filters) -> Result<Vec<ImageSummary>> {
     Ok(out)
 }
 
-fn image_config(image: &Image) -> ImageConfig {
+pub(crate) fn image_config(image: &Image) -> ImageConfig {
     let Some(c) = image.config.config() else {
         return ImageConfig::default();
     };

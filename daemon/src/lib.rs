@@ -10,8 +10,11 @@
 
 pub mod archives;
 pub mod config;
+pub mod containers;
+pub mod db;
 pub mod distribution;
 pub mod error;
+pub mod events;
 pub mod filters;
 pub mod host;
 pub mod images;

@@ -15,7 +15,10 @@ use tokio::net::UnixListener;
 use tower::Layer;
 
 use crate::config::Config;
+use crate::containers::{Registry, routes as containers};
+use crate::db::{Db, DbError};
 use crate::error::ApiError;
+use crate::events::Events;
 use crate::{archives, distribution, images, manage, system, version};
 
 /// What every handler shares.
@@ -35,6 +38,12 @@ pub struct Daemon {
     /// has written but not named yet, and a failed pull must not roll
     /// back a blob another one skipped because it was there.
     pub content: Arc<tokio::sync::RwLock<()>>,
+    /// The state database (containers, volumes).
+    pub db: Arc<Db>,
+    pub containers: Registry,
+    pub events: Events,
+    /// The berth-shim binary.
+    pub shim: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +57,8 @@ pub enum DaemonError {
     },
     #[error("pid file found, ensure berthd is not running or delete {0}")]
     Running(PathBuf),
+    #[error(transparent)]
+    Db(#[from] DbError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> DaemonError + '_ {
@@ -79,15 +90,38 @@ impl Daemon {
                 .collect(),
             ..RegistryConfig::default()
         };
+        let db = Arc::new(Db::open(&config.data_root.join("state.redb"))?);
+        let registry_containers = Registry::load(db.clone())?;
+        let shim = shim_binary();
         Ok(Daemon {
             registry,
             content: Arc::default(),
+            db,
+            containers: registry_containers,
+            events: Events::default(),
+            shim,
             config,
             store,
             driver,
             engine_id,
         })
     }
+}
+
+/// berth-shim: `$BERTH_SHIM`, else next to this executable, else on PATH.
+fn shim_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("BERTH_SHIM") {
+        return PathBuf::from(p);
+    }
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        let p = dir.join("berth-shim");
+        if p.exists() {
+            return p;
+        }
+    }
+    PathBuf::from("berth-shim")
 }
 
 /// The id kept in `<data-root>/engine-id`, made (a random UUID) on first start.
@@ -142,6 +176,27 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
                 .post(post_by_name)
                 .delete(manage::delete_image),
         )
+        .route("/containers/create", post(containers::post_create))
+        .route("/containers/json", get(containers::get_list))
+        .route("/containers/prune", post(containers::post_prune))
+        .route(
+            "/containers/{id}",
+            axum::routing::delete(containers::delete),
+        )
+        .route("/containers/{id}/json", get(containers::get_inspect))
+        .route("/containers/{id}/start", post(containers::post_start))
+        .route("/containers/{id}/stop", post(containers::post_stop))
+        .route("/containers/{id}/restart", post(containers::post_restart))
+        .route("/containers/{id}/kill", post(containers::post_kill))
+        .route("/containers/{id}/wait", post(containers::post_wait))
+        .route("/containers/{id}/logs", get(containers::get_logs))
+        .route("/containers/{id}/attach", post(containers::post_attach))
+        .route("/containers/{id}/rename", post(containers::post_rename))
+        .route("/containers/{id}/pause", post(containers::post_pause))
+        .route("/containers/{id}/unpause", post(containers::post_unpause))
+        .route("/containers/{id}/top", get(containers::get_top))
+        .route("/containers/{id}/resize", post(containers::post_resize))
+        .route("/events", get(crate::events::get_events))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .with_state(daemon)
@@ -274,6 +329,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
 async fn serve(config: Config) -> Result<(), DaemonError> {
     let hosts = config.hosts.clone();
     let daemon = Arc::new(tokio::task::block_in_place(|| Daemon::open(config))?);
+    crate::containers::monitor::restore(&daemon).await;
     let mut listeners = Vec::new();
     for h in &hosts {
         listeners.push((h.clone(), bind(h)?));

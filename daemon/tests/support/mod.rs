@@ -44,7 +44,9 @@ pub fn busybox_tar() -> Vec<u8> {
     h.set_size(busybox.len() as u64);
     h.set_mtime(1_700_000_000);
     b.append_data(&mut h, "bin/busybox", &busybox[..]).unwrap();
-    for link in ["sh", "ls", "cat", "true"] {
+    for link in [
+        "sh", "ls", "cat", "true", "echo", "sleep", "id", "env", "hostname", "stty", "tty", "false",
+    ] {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Symlink);
         h.set_size(0);
@@ -98,6 +100,12 @@ impl Berthd {
     /// [`Berthd::start`] with more berthd flags.
     pub fn start_with(seed_names: &[&str], extra: &[&str]) -> (Berthd, Option<String>) {
         require_root();
+        let shim = Path::new(env!("CARGO_BIN_EXE_berthd")).with_file_name("berth-shim");
+        assert!(
+            shim.exists(),
+            "{} is missing: build it first (cargo build -p berth-shim; scripts/test does)",
+            shim.display()
+        );
         let dir = tempfile::Builder::new()
             .prefix("berthd-test")
             .tempdir()
@@ -236,8 +244,96 @@ impl Berthd {
     }
 }
 
+impl Berthd {
+    /// SIGKILL berthd: what a crash looks like to its containers.
+    pub fn crash(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start berthd again on the same roots.
+    pub fn restart(&mut self) {
+        self.stop();
+        let exec_root = self.pidfile.parent().unwrap().to_path_buf();
+        let config_file = self.dir.path().join("daemon.json");
+        let child = Command::new(env!("CARGO_BIN_EXE_berthd"))
+            .arg("--data-root")
+            .arg(&self.data_root)
+            .arg("--exec-root")
+            .arg(&exec_root)
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .arg("--config-file")
+            .arg(&config_file)
+            .args(["--log-level", "debug"])
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(self.dir.path().join("berthd.log"))
+                    .unwrap(),
+            )
+            .spawn()
+            .expect("spawn berthd");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    /// Pids of the shims of this daemon's containers that are alive.
+    pub fn shim_pids(&self) -> Vec<i32> {
+        let exec_root = self.pidfile.parent().unwrap();
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(exec_root.join("c"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if let Ok(p) = std::fs::read_to_string(e.path().join("shim/shim.pid"))
+                && let Ok(pid) = p.trim().parse::<i32>()
+                && Path::new(&format!("/proc/{pid}")).exists()
+            {
+                out.push(pid);
+            }
+        }
+        out
+    }
+
+    /// Kill whatever containers are still running (their init processes,
+    /// by pid), so their shims clean up and leave.
+    fn kill_containers(&self) {
+        let exec_root = self.pidfile.parent().unwrap();
+        for e in std::fs::read_dir(exec_root.join("c"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if let Ok(p) = std::fs::read_to_string(e.path().join("shim/init.pid"))
+                && let Ok(pid) = p.trim().parse::<i32>()
+            {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.shim_pids().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for e in std::fs::read_dir(exec_root.join("c"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = nix::mount::umount2(&e.path().join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
 impl Drop for Berthd {
     fn drop(&mut self) {
         self.stop();
+        self.kill_containers();
     }
 }

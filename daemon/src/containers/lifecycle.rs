@@ -1,0 +1,655 @@
+//! Creating, starting, stopping and removing containers. A container runs
+//! under its own berth-shim; berthd only starts the shim, then follows it
+//! (`monitor`), so containers outlive the daemon.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_api::containers::{ContainerConfig, ContainerCreateRequest, HostConfig, MountPoint};
+use berth_runtime::Runtime;
+use nix::sys::signal::Signal;
+
+use super::record::{Record, State, Status, now_rfc3339};
+use super::registry::Entry;
+use super::{monitor, names, spec};
+use crate::error::{ApiError, Result};
+use crate::server::Daemon;
+
+/// Where one container's files live.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// `<data-root>/containers/<id>`: the log and the /etc files.
+    pub data: PathBuf,
+    /// `<exec-root>/c/<id>`: the bundle, the rootfs mount point and the
+    /// shim's state directory.
+    pub run: PathBuf,
+    pub id: String,
+}
+
+impl Paths {
+    pub fn new(d: &Daemon, id: &str) -> Paths {
+        Paths {
+            data: d.config.data_root.join("containers").join(id),
+            run: d.config.exec_root.join("c").join(id),
+            id: id.to_string(),
+        }
+    }
+    pub fn rootfs(&self) -> PathBuf {
+        self.run.join("rootfs")
+    }
+    pub fn shim_dir(&self) -> PathBuf {
+        self.run.join("shim")
+    }
+    pub fn socket(&self) -> PathBuf {
+        self.shim_dir().join("shim.sock")
+    }
+    pub fn log(&self) -> PathBuf {
+        self.data.join(format!("{}-json.log", self.id))
+    }
+    pub fn hostname(&self) -> PathBuf {
+        self.data.join("hostname")
+    }
+    pub fn hosts(&self) -> PathBuf {
+        self.data.join("hosts")
+    }
+    pub fn resolv_conf(&self) -> PathBuf {
+        self.data.join("resolv.conf")
+    }
+}
+
+fn internal(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> ApiError {
+    let msg = format!("{what} {}", path.display());
+    move |e| ApiError::Internal(format!("{msg}: {e}"))
+}
+
+pub fn runtime(d: &Daemon) -> Runtime {
+    Runtime::new(d.config.exec_root.join("runtime"))
+}
+
+/// The image's configuration under the container's: the container's
+/// values win, environment variables merge by name, and an Entrypoint
+/// given without a Cmd drops the image's Cmd.
+pub fn merge_image_config(c: &mut ContainerConfig, image: &berth_api::ImageConfig) {
+    let mut env = image.env.clone().unwrap_or_default();
+    for e in c.env.take().unwrap_or_default() {
+        let key = e.split('=').next().unwrap_or_default().to_string();
+        env.retain(|x| x.split('=').next() != Some(key.as_str()));
+        env.push(e);
+    }
+    c.env = Some(env);
+    let cmd_given = c.cmd.as_ref().is_some_and(|v| !v.is_empty());
+    let ep_given = c.entrypoint.is_some();
+    if !ep_given {
+        c.entrypoint = image.entrypoint.clone();
+    }
+    if !cmd_given && !ep_given {
+        c.cmd = image.cmd.clone();
+    }
+    // `--entrypoint ""` clears the entrypoint: it arrives as `[""]`.
+    if c.entrypoint
+        .as_ref()
+        .is_some_and(|e| e.len() == 1 && e[0].is_empty())
+    {
+        c.entrypoint = None;
+    }
+    if c.working_dir.is_empty() {
+        c.working_dir = image.working_dir.clone();
+    }
+    if c.user.is_empty() {
+        c.user = image.user.clone();
+    }
+    if c.stop_signal.is_none() {
+        c.stop_signal = image.stop_signal.clone();
+    }
+    let mut ports = image.exposed_ports.clone().unwrap_or_default();
+    ports.extend(c.exposed_ports.take().unwrap_or_default());
+    c.exposed_ports = (!ports.is_empty()).then_some(ports);
+    let mut vols = image.volumes.clone().unwrap_or_default();
+    vols.extend(c.volumes.take().unwrap_or_default());
+    c.volumes = (!vols.is_empty()).then_some(vols);
+    let mut labels = image.labels.clone().unwrap_or_default();
+    labels.extend(c.labels.take().unwrap_or_default());
+    c.labels = Some(labels);
+}
+
+/// Checks dockerd makes before it creates anything.
+fn validate_host(h: &HostConfig) -> Result<()> {
+    if h.memory != 0 && h.memory < 6 * 1024 * 1024 {
+        return Err(ApiError::InvalidParameter(
+            "Minimum memory limit allowed is 6MB".into(),
+        ));
+    }
+    match h.restart_policy.name.as_str() {
+        "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
+        other => {
+            return Err(ApiError::InvalidParameter(format!(
+                "invalid restart policy: unknown policy '{other}'; use one of 'no', 'always', \
+                 'on-failure', or 'unless-stopped'"
+            )));
+        }
+    }
+    if h.restart_policy.maximum_retry_count != 0 && h.restart_policy.name != "on-failure" {
+        return Err(ApiError::InvalidParameter(
+            "invalid restart policy: maximum retry count can only be used with 'on-failure'".into(),
+        ));
+    }
+    if h.auto_remove && !matches!(h.restart_policy.name.as_str(), "" | "no") {
+        return Err(ApiError::InvalidParameter(
+            "can't create 'AutoRemove' container with restart policy".into(),
+        ));
+    }
+    match h.network_mode.as_str() {
+        "" | "default" | "none" | "host" | "bridge" => {}
+        other => {
+            return Err(ApiError::NotFound(format!("network {other} not found")));
+        }
+    }
+    Ok(())
+}
+
+/// `POST /containers/create`: the record, the writable snapshot and the
+/// /etc files; all or nothing.
+pub fn create(d: &Daemon, name: Option<&str>, req: ContainerCreateRequest) -> Result<Record> {
+    let ContainerCreateRequest {
+        mut config,
+        host_config,
+        ..
+    } = req;
+    let mut host = host_config.unwrap_or_default();
+    validate_host(&host)?;
+    if host.network_mode.is_empty() || host.network_mode == "default" {
+        // Bridge networking is its own issue; until it lands a container
+        // gets a network namespace with only loopback.
+        host.network_mode = "none".into();
+    }
+    if config.image.is_empty() {
+        return Err(ApiError::InvalidParameter(
+            "Config cannot be empty in order to create a container".into(),
+        ));
+    }
+    let image = d
+        .store
+        .image(&config.image)
+        .map_err(|e| ApiError::from_image_lookup(&config.image, e))?;
+    merge_image_config(&mut config, &crate::images::image_config(&image));
+    if spec::command(&config).is_empty() {
+        return Err(ApiError::InvalidParameter("no command specified".into()));
+    }
+    let name = match name.filter(|n| !n.is_empty()) {
+        Some(n) => names::validate(n)?,
+        None => names::generate(|n| d.containers.name_taken(n).is_some()),
+    };
+    if let Some(other) = d.containers.name_taken(&name) {
+        return Err(ApiError::Conflict(format!(
+            "Conflict. The container name \"/{name}\" is already in use by container \"{other}\". \
+             You have to remove (or rename) that container to be able to reuse that name."
+        )));
+    }
+    let id = names::new_id();
+    if config.hostname.is_empty() {
+        config.hostname = id[..12].to_string();
+    }
+    let paths = Paths::new(d, &id);
+    let mut args = spec::command(&config);
+    let path = args.remove(0);
+    let rec = Record {
+        id: id.clone(),
+        name,
+        created: now_rfc3339(),
+        image: config.image.clone(),
+        image_id: image.id.to_string(),
+        path,
+        args,
+        host_config: host,
+        mounts: Vec::<MountPoint>::new(),
+        log_path: paths.log().display().to_string(),
+        hostname_path: paths.hostname().display().to_string(),
+        hosts_path: paths.hosts().display().to_string(),
+        resolv_conf_path: paths.resolv_conf().display().to_string(),
+        config,
+        state: State::default(),
+        ..Default::default()
+    };
+    let made = (|| {
+        std::fs::create_dir_all(&paths.data).map_err(internal("creating", &paths.data))?;
+        write_etc_files(&rec, &paths)?;
+        d.store
+            .prepare_container(&id, &image)
+            .map_err(ApiError::Store)?;
+        d.containers.insert(rec.clone())
+    })();
+    if let Err(e) = made {
+        let _ = d.store.remove_container(&id);
+        let _ = std::fs::remove_dir_all(&paths.data);
+        return Err(e);
+    }
+    d.events.container(&rec, "create");
+    Ok(rec)
+}
+
+/// /etc/hostname, /etc/hosts and /etc/resolv.conf for the container.
+fn write_etc_files(rec: &Record, paths: &Paths) -> Result<()> {
+    let c = &rec.config;
+    let host = &rec.host_config;
+    let mut hosts = String::from(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+         fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
+         ff02::2\tip6-allrouters\n",
+    );
+    for h in host.extra_hosts.iter().flatten() {
+        if let Some((name, ip)) = h.split_once(':').or_else(|| h.split_once('=')) {
+            hosts.push_str(&format!("{ip}\t{name}\n"));
+        }
+    }
+    let resolv = if host.network_mode == "host" {
+        std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
+    } else {
+        let mut r = String::new();
+        for s in host.dns_search.iter().flatten() {
+            r.push_str(&format!("search {s}\n"));
+        }
+        for s in host.dns.iter().flatten() {
+            r.push_str(&format!("nameserver {s}\n"));
+        }
+        for s in host.dns_options.iter().flatten() {
+            r.push_str(&format!("options {s}\n"));
+        }
+        r
+    };
+    for (p, body) in [
+        (paths.hostname(), format!("{}\n", c.hostname)),
+        (paths.hosts(), hosts),
+        (paths.resolv_conf(), resolv),
+    ] {
+        std::fs::write(&p, body).map_err(internal("writing", &p))?;
+    }
+    Ok(())
+}
+
+/// Undo a rootfs mount, if there is one.
+fn unmount(path: &Path) {
+    if let Err(e) = nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH)
+        && e != nix::errno::Errno::EINVAL
+        && e != nix::errno::Errno::ENOENT
+    {
+        tracing::warn!("unmounting {}: {e}", path.display());
+    }
+}
+
+/// How a failed start maps to Docker's exit codes: 127 when the command
+/// is not there, 126 when it cannot be run.
+fn start_error_code(msg: &str) -> i64 {
+    let m = msg.to_ascii_lowercase();
+    if m.contains("not found") || m.contains("no such file") {
+        127
+    } else if m.contains("permission denied") || m.contains("is a directory") {
+        126
+    } else {
+        128
+    }
+}
+
+/// Start the container under a new shim. The caller holds `e.op`.
+pub fn start(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<()> {
+    let rec = e.record();
+    let paths = Paths::new(d, &rec.id);
+    let shim_dir = paths.shim_dir();
+    let _ = std::fs::remove_dir_all(&shim_dir);
+    std::fs::create_dir_all(&shim_dir).map_err(internal("creating", &shim_dir))?;
+    let rootfs = paths.rootfs();
+    std::fs::create_dir_all(&rootfs).map_err(internal("creating", &rootfs))?;
+    unmount(&rootfs);
+    d.store
+        .mount_container(&rec.id, &rootfs)
+        .map_err(ApiError::Store)?;
+    let launched = (|| {
+        let spec = spec::build(
+            &rec.config,
+            &rec.host_config,
+            &rootfs,
+            &spec::Files {
+                hostname: &paths.hostname(),
+                hosts: &paths.hosts(),
+                resolv_conf: &paths.resolv_conf(),
+            },
+        )?;
+        let cfg = paths.run.join("config.json");
+        std::fs::write(&cfg, serde_json::to_vec_pretty(&spec).expect("spec json"))
+            .map_err(internal("writing", &cfg))?;
+        let out = std::process::Command::new(&d.shim)
+            .arg("--id")
+            .arg(&rec.id)
+            .arg("--bundle")
+            .arg(&paths.run)
+            .arg("--state-dir")
+            .arg(&shim_dir)
+            .arg("--runtime-root")
+            .arg(runtime(d).root)
+            .arg("--log")
+            .arg(paths.log())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(internal("running", &d.shim))?;
+        if !out.status.success() {
+            let msg = String::from_utf8_lossy(&out.stderr);
+            let msg = msg.trim().trim_start_matches("berth-shim: ");
+            return Err(ApiError::Start(msg.to_string()));
+        }
+        let read = |name: &str| -> Option<i32> {
+            std::fs::read_to_string(shim_dir.join(name))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        };
+        match (
+            read(berth_shim::files::SHIM_PID),
+            read(berth_shim::files::INIT_PID),
+        ) {
+            (Some(s), Some(i)) => Ok((s, i)),
+            _ => Err(ApiError::Internal(format!(
+                "berth-shim for {} left no pid files in {}",
+                rec.id,
+                shim_dir.display()
+            ))),
+        }
+    })();
+    let (shim_pid, init_pid) = match launched {
+        Ok(p) => p,
+        Err(err) => {
+            unmount(&rootfs);
+            let msg = err.to_string();
+            d.containers.update(e, |r| {
+                r.state.error = msg.clone();
+                r.state.exit_code = start_error_code(&msg);
+                if r.state.status != Status::Created {
+                    r.state.status = Status::Exited;
+                }
+            })?;
+            return Err(err);
+        }
+    };
+    d.containers.update(e, |r| {
+        r.state = State {
+            status: Status::Running,
+            pid: init_pid as i64,
+            started_at: now_rfc3339(),
+            shim_pid: Some(shim_pid),
+            health: r.state.health.clone(),
+            ..State::default()
+        };
+        r.has_been_started = true;
+        r.manually_stopped = false;
+    })?;
+    d.events.container(&e.record(), "start");
+    monitor::follow(d.clone(), e.clone(), shim_pid);
+    Ok(())
+}
+
+pub fn parse_signal(s: &str) -> Result<Signal> {
+    let t = s.trim();
+    if let Ok(n) = t.parse::<i32>() {
+        return Signal::try_from(n)
+            .map_err(|_| ApiError::InvalidParameter(format!("Invalid signal: {s}")));
+    }
+    let up = t.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    name.parse::<Signal>()
+        .map_err(|_| ApiError::InvalidParameter(format!("Invalid signal: {s}")))
+}
+
+/// Send `sig` to the container's init (`all`: to every process in it).
+pub fn signal(d: &Daemon, e: &Entry, sig: Signal, all: bool) -> Result<()> {
+    let rec = e.record();
+    if !rec.state.status.is_live() {
+        return Err(ApiError::Conflict(format!(
+            "Container {} is not running",
+            rec.id
+        )));
+    }
+    let rt = runtime(d);
+    if let Err(err) = rt.kill(&rec.id, sig, all) {
+        // It may have ended between our look and the signal.
+        if e.status().is_live() {
+            return Err(ApiError::Internal(format!(
+                "Cannot kill container: {}: {err}",
+                rec.id
+            )));
+        }
+    }
+    if rec.state.status == Status::Paused && sig == Signal::SIGKILL {
+        let _ = rt.resume(&rec.id);
+    }
+    Ok(())
+}
+
+/// Wait until the container is no longer live, up to `limit`.
+pub async fn wait_stopped(e: &Entry, limit: Duration) -> bool {
+    let mut w = e.watch();
+    tokio::time::timeout(limit, w.wait_for(|p| !p.status.is_live() || p.removed))
+        .await
+        .is_ok()
+}
+
+/// `stop`: the stop signal, then SIGKILL after the timeout. The caller
+/// holds `e.op`. Returns false when it was not running.
+pub async fn stop(
+    d: &Arc<Daemon>,
+    e: &Arc<Entry>,
+    timeout: Option<i64>,
+    sig: Option<&str>,
+) -> Result<bool> {
+    let rec = e.record();
+    if !rec.state.status.is_live() {
+        return Ok(false);
+    }
+    d.containers.update(e, |r| r.manually_stopped = true)?;
+    let sig = match sig.or(rec.config.stop_signal.as_deref()) {
+        Some(s) if !s.is_empty() => parse_signal(s)?,
+        _ => Signal::SIGTERM,
+    };
+    let timeout = timeout.or(rec.config.stop_timeout).unwrap_or(10);
+    if timeout != 0 {
+        let _ = signal(d, e, sig, false);
+    }
+    let limit = if timeout < 0 {
+        Duration::MAX
+    } else {
+        Duration::from_secs(timeout as u64)
+    };
+    if !wait_stopped(e, limit).await {
+        tracing::info!(id = rec.id, "did not stop in {timeout}s: SIGKILL");
+    }
+    if e.status().is_live() {
+        let _ = signal(d, e, Signal::SIGKILL, true);
+        if !wait_stopped(e, Duration::from_secs(30)).await {
+            return Err(ApiError::Internal(format!(
+                "container {} did not die after SIGKILL",
+                rec.id
+            )));
+        }
+    }
+    Ok(true)
+}
+
+/// `rm`: refuse a live container unless `force`, which kills it; then
+/// the snapshot, the files and the record go.
+pub async fn remove(d: &Arc<Daemon>, e: &Arc<Entry>, force: bool) -> Result<()> {
+    let _op = e.op.lock().await;
+    let rec = e.record();
+    if rec.state.status.is_live() {
+        if !force {
+            return Err(ApiError::Conflict(format!(
+                "cannot remove container \"/{}\": container is {}: stop the container before \
+                 removing or force remove",
+                rec.name,
+                rec.state.status.as_str()
+            )));
+        }
+        d.containers.update(e, |r| r.manually_stopped = true)?;
+        signal(d, e, Signal::SIGKILL, true).ok();
+        if !wait_stopped(e, Duration::from_secs(30)).await {
+            return Err(ApiError::Internal(format!(
+                "could not kill running container {}, cannot remove",
+                rec.id
+            )));
+        }
+    }
+    remove_stopped(d, e).await
+}
+
+/// Remove a container that is not running. The caller holds `e.op`.
+pub async fn remove_stopped(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<()> {
+    d.containers
+        .update(e, |r| r.state.status = Status::Removing)?;
+    let d2 = d.clone();
+    let id = e.id.clone();
+    crate::images::blocking(move || {
+        let paths = Paths::new(&d2, &id);
+        unmount(&paths.rootfs());
+        let _ = runtime(&d2).delete(&id, true);
+        d2.store.remove_container(&id).map_err(ApiError::Store)?;
+        for dir in [&paths.run, &paths.data] {
+            if let Err(e) = std::fs::remove_dir_all(dir)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(internal("removing", dir)(e));
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    let rec = e.record();
+    d.containers.remove(e)?;
+    d.events.container(&rec, "destroy");
+    Ok(())
+}
+
+/// After an exit: unmount, then what the restart policy or AutoRemove
+/// asks for.
+pub async fn after_exit(d: Arc<Daemon>, e: Arc<Entry>) {
+    let rec = e.record();
+    let paths = Paths::new(&d, &rec.id);
+    unmount(&paths.rootfs());
+    if rec.host_config.auto_remove {
+        let _op = e.op.lock().await;
+        if let Err(err) = remove_stopped(&d, &e).await {
+            tracing::warn!(id = rec.id, "auto-remove: {err}");
+        }
+        return;
+    }
+    if !should_restart(&rec) {
+        return;
+    }
+    // Docker's backoff: 100 ms doubling, reset after a run of 10 s.
+    let delay = Duration::from_millis(100 << rec.restart_count.clamp(0, 8));
+    let _ = d
+        .containers
+        .update(&e, |r| r.state.status = Status::Restarting);
+    tokio::time::sleep(delay).await;
+    let _op = e.op.lock().await;
+    let now = e.record();
+    if now.state.status != Status::Restarting || now.manually_stopped {
+        return;
+    }
+    let _ = d.containers.update(&e, |r| r.restart_count += 1);
+    let (d2, e2) = (d.clone(), e.clone());
+    let r = tokio::task::spawn_blocking(move || start(&d2, &e2)).await;
+    match r {
+        Ok(Ok(())) => d.events.container(&e.record(), "restart"),
+        Ok(Err(err)) => {
+            tracing::warn!(id = rec.id, "restart: {err}");
+            let _ = d.containers.update(&e, |r| r.state.status = Status::Exited);
+        }
+        Err(err) => tracing::warn!(id = rec.id, "restart: {err}"),
+    }
+}
+
+fn should_restart(rec: &Record) -> bool {
+    if rec.manually_stopped {
+        return false;
+    }
+    let p = &rec.host_config.restart_policy;
+    match p.name.as_str() {
+        "always" | "unless-stopped" => true,
+        "on-failure" => {
+            rec.state.exit_code != 0
+                && (p.maximum_retry_count == 0 || rec.restart_count < p.maximum_retry_count)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_api::ImageConfig;
+
+    #[test]
+    fn image_config_merges_under_the_container() {
+        let image = ImageConfig {
+            env: Some(vec!["PATH=/bin".into(), "A=1".into()]),
+            cmd: Some(vec!["sh".into()]),
+            working_dir: "/w".into(),
+            labels: Some([("x".to_string(), "1".to_string())].into()),
+            ..Default::default()
+        };
+        let mut c = ContainerConfig {
+            env: Some(vec!["A=2".into()]),
+            ..Default::default()
+        };
+        merge_image_config(&mut c, &image);
+        assert_eq!(c.env.unwrap(), ["PATH=/bin", "A=2"]);
+        assert_eq!(c.cmd.unwrap(), ["sh"]);
+        assert_eq!(c.working_dir, "/w");
+        let mut c = ContainerConfig {
+            entrypoint: Some(vec!["echo".into()]),
+            ..Default::default()
+        };
+        merge_image_config(&mut c, &image);
+        assert_eq!(
+            c.cmd, None,
+            "an entrypoint without cmd drops the image's cmd"
+        );
+    }
+
+    #[test]
+    fn signals_by_name_and_number() {
+        assert_eq!(parse_signal("TERM").unwrap(), Signal::SIGTERM);
+        assert_eq!(parse_signal("sigkill").unwrap(), Signal::SIGKILL);
+        assert_eq!(parse_signal("9").unwrap(), Signal::SIGKILL);
+        assert!(parse_signal("NOPE").is_err());
+    }
+
+    #[test]
+    fn restart_policies() {
+        let mut r = Record::default();
+        r.host_config.restart_policy.name = "on-failure".into();
+        r.host_config.restart_policy.maximum_retry_count = 2;
+        r.state.exit_code = 1;
+        assert!(should_restart(&r));
+        r.restart_count = 2;
+        assert!(!should_restart(&r));
+        r.state.exit_code = 0;
+        r.restart_count = 0;
+        assert!(!should_restart(&r));
+        r.host_config.restart_policy.name = "always".into();
+        assert!(should_restart(&r));
+        r.manually_stopped = true;
+        assert!(!should_restart(&r));
+    }
+
+    #[test]
+    fn start_errors_map_to_docker_codes() {
+        assert_eq!(
+            start_error_code("exec: \"nope\": executable file not found"),
+            127
+        );
+        assert_eq!(start_error_code("exec /x: permission denied"), 126);
+    }
+}

@@ -1,0 +1,138 @@
+//! Following a shim: a pidfd says when it is gone, then its exit.json
+//! says how the container ended. A shim gone without an exit record was
+//! killed: its container is killed too and reported as exited with an
+//! error, so nothing is left running unseen.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::Arc;
+
+use berth_shim::ExitRecord;
+use nix::sys::signal::Signal;
+use tokio::io::unix::AsyncFd;
+
+use super::lifecycle::{self, Paths};
+use super::record::Status;
+use super::registry::Entry;
+use crate::server::Daemon;
+
+fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just gave us this descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Resolves when process `pid` is gone (at once if it already is).
+pub async fn process_gone(pid: i32) {
+    let Ok(fd) = pidfd_open(pid) else { return };
+    // SAFETY: the AsyncFd owns the OwnedFd, which stays open and the same
+    // for its whole life.
+    let Ok(afd) = (unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) })
+    else {
+        // No reactor registration: fall back to polling /proc.
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        return;
+    };
+    let _ = afd.readable().await;
+}
+
+/// Whether `pid` is a live berth-shim (not a reused pid).
+pub fn is_shim(pid: i32) -> bool {
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .is_some_and(|n| n.starts_with("berth-shim"))
+}
+
+/// Follow the shim of a running container in the background.
+pub fn follow(d: Arc<Daemon>, e: Arc<Entry>, shim_pid: i32) {
+    tokio::spawn(async move {
+        process_gone(shim_pid).await;
+        ended(&d, &e).await;
+        lifecycle::after_exit(d, e).await;
+    });
+}
+
+/// Record how the container ended, from what its shim left.
+pub async fn ended(d: &Arc<Daemon>, e: &Arc<Entry>) {
+    let paths = Paths::new(d, &e.id);
+    let exit_path = paths.shim_dir().join(berth_shim::files::EXIT);
+    let record: Option<ExitRecord> = std::fs::read(&exit_path)
+        .ok()
+        .and_then(|raw| serde_json::from_slice(&raw).ok());
+    let (code, error, finished) = match record {
+        Some(r) => (r.exit_code as i64, String::new(), r.finished_at),
+        None => {
+            // The shim died first: take the container down with it.
+            let rt = lifecycle::runtime(d);
+            let _ = rt.kill(&e.id, Signal::SIGKILL, true);
+            let _ = rt.delete(&e.id, true);
+            let pid = e.record().state.shim_pid.unwrap_or_default();
+            tracing::warn!(id = e.id, "berth-shim (pid {pid}) died; container killed");
+            (
+                137,
+                format!("berth-shim (pid {pid}) died unexpectedly; the container was killed"),
+                super::record::now_rfc3339(),
+            )
+        }
+    };
+    let r = d.containers.update_exit(e, |r| {
+        r.state.status = Status::Exited;
+        r.state.exit_code = code;
+        r.state.error = error;
+        r.state.finished_at = finished;
+        r.state.pid = 0;
+        r.state.shim_pid = None;
+    });
+    if let Err(err) = r {
+        tracing::error!(id = e.id, "recording the exit: {err}");
+    }
+    let rec = e.record();
+    d.events
+        .container_with(&rec, "die", [("exitCode", code.to_string())]);
+}
+
+/// At daemon start: follow the shims still running, settle the records of
+/// those that ended while berthd was away, and start again what the
+/// restart policy keeps up.
+pub async fn restore(d: &Arc<Daemon>) {
+    for e in d.containers.all() {
+        let rec = e.record();
+        match rec.state.status {
+            Status::Running | Status::Paused => match rec.state.shim_pid {
+                Some(pid) if is_shim(pid) => {
+                    tracing::info!(id = rec.id, shim = pid, "live restore");
+                    follow(d.clone(), e.clone(), pid);
+                }
+                _ => {
+                    ended(d, &e).await;
+                    tokio::spawn(lifecycle::after_exit(d.clone(), e.clone()));
+                }
+            },
+            Status::Restarting => {
+                let _ = d.containers.update(&e, |r| r.state.status = Status::Exited);
+                tokio::spawn(lifecycle::after_exit(d.clone(), e.clone()));
+            }
+            Status::Removing => {
+                let _op = e.op.lock().await;
+                if let Err(err) = lifecycle::remove_stopped(d, &e).await {
+                    tracing::warn!(id = rec.id, "finishing removal: {err}");
+                }
+            }
+            Status::Exited | Status::Created | Status::Dead => {
+                let p = rec.host_config.restart_policy.name.as_str();
+                if rec.has_been_started
+                    && !rec.manually_stopped
+                    && (p == "always" || p == "unless-stopped")
+                {
+                    tokio::spawn(lifecycle::after_exit(d.clone(), e.clone()));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,545 @@
+//! The Engine API's container routes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use berth_api::containers::{
+    ContainerCreateRequest, ContainerCreateResponse, ContainerPruneResponse, ContainerSummary,
+    ContainerTopResponse, ContainerWaitResponse, WaitExitError,
+};
+
+use super::lifecycle;
+use super::logs::{self, Options};
+use super::record::Status;
+use crate::error::{ApiError, Result};
+use crate::filters::Filters;
+use crate::images::blocking;
+use crate::server::Daemon;
+
+type Q = Query<HashMap<String, String>>;
+
+/// Docker's query booleans: `1`, `true`, `True`...; absent is false.
+fn flag(q: &HashMap<String, String>, k: &str) -> bool {
+    q.get(k)
+        .is_some_and(|v| !matches!(v.as_str(), "" | "0" | "false" | "False" | "FALSE"))
+}
+
+fn int(q: &HashMap<String, String>, k: &str) -> Result<Option<i64>> {
+    match q.get(k).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::InvalidParameter(format!("invalid value for {k}: {v}"))),
+    }
+}
+
+fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+pub async fn post_create(State(d): State<Arc<Daemon>>, q: Q, body: Bytes) -> Result<Response> {
+    let req: ContainerCreateRequest = if body.is_empty() {
+        ContainerCreateRequest::default()
+    } else {
+        let de = &mut serde_json::Deserializer::from_slice(&body);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            // Flattened fields lose their path: find it on the config alone.
+            let mut path = e.path().to_string();
+            if path == "." {
+                let de = &mut serde_json::Deserializer::from_slice(&body);
+                if let Err(inner) = serde_path_to_error::deserialize::<
+                    _,
+                    berth_api::containers::ContainerConfig,
+                >(de)
+                {
+                    path = inner.path().to_string();
+                }
+            }
+            ApiError::InvalidParameter(format!("invalid JSON at {path}: {}", e.inner()))
+        })?
+    };
+    let name = q.get("name").cloned();
+    let rec = blocking(move || lifecycle::create(&d, name.as_deref(), req)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ContainerCreateResponse {
+            id: rec.id,
+            warnings: Vec::new(),
+        }),
+    )
+        .into_response())
+}
+
+pub async fn get_list(State(d): State<Arc<Daemon>>, q: Q) -> Result<Json<Vec<ContainerSummary>>> {
+    let filters = Filters::parse(q.get("filters").map(String::as_str))?;
+    filters.allow(&[
+        "id", "name", "label", "status", "ancestor", "exited", "before", "since", "volume",
+        "network", "health", "is-task", "expose", "publish",
+    ])?;
+    let all = flag(&q, "all");
+    let limit = int(&q, "limit")?.filter(|l| *l > 0);
+    let statuses = filters.get("status");
+    for s in statuses {
+        if !matches!(
+            s.as_str(),
+            "created" | "restarting" | "running" | "removing" | "paused" | "exited" | "dead"
+        ) {
+            return Err(ApiError::InvalidParameter(format!(
+                "invalid filter 'status={s}'"
+            )));
+        }
+    }
+    let mut out = Vec::new();
+    let images = d.store.images();
+    for e in d.containers.all() {
+        let r = e.record();
+        let st = r.state.status;
+        let show = all || limit.is_some() || !statuses.is_empty() || st.is_live();
+        if !show {
+            continue;
+        }
+        let any = |key: &str, f: &dyn Fn(&str) -> bool| {
+            let w = filters.get(key);
+            w.is_empty() || w.iter().any(|v| f(v))
+        };
+        let ok = any("id", &|v| r.id.starts_with(v))
+            && any("name", &|v| r.name.contains(v.trim_start_matches('/')))
+            && any("status", &|v| v == st.as_str())
+            && any("exited", &|v| {
+                st == Status::Exited && v.parse::<i64>().is_ok_and(|c| c == r.state.exit_code)
+            })
+            && any("ancestor", &|v| {
+                r.image == v
+                    || r.image_id
+                        .trim_start_matches("sha256:")
+                        .starts_with(v.trim_start_matches("sha256:"))
+                    || images.iter().any(|i| {
+                        i.id.to_string() == r.image_id
+                            && i.names
+                                .iter()
+                                .any(|n| crate::filters::reference_matches(v, n))
+                    })
+            })
+            && any("health", &|v| {
+                r.state
+                    .health
+                    .as_ref()
+                    .map_or("none", |h| h.status.as_str())
+                    == v
+            })
+            && filters.labels_match(&r.config.labels.clone().unwrap_or_default());
+        if ok {
+            out.push(r.summary());
+        }
+        if limit.is_some_and(|l| out.len() as i64 >= l) {
+            break;
+        }
+    }
+    Ok(Json(out))
+}
+
+pub async fn get_inspect(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Result<Response> {
+    let e = d.containers.get(&id)?;
+    Ok(Json(e.record().inspect(&d.driver, Vec::new())).into_response())
+}
+
+pub async fn post_start(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Result<Response> {
+    let e = d.containers.get(&id)?;
+    let _op = e.op.lock().await;
+    match e.status() {
+        s if s.is_live() => return Ok(StatusCode::NOT_MODIFIED.into_response()),
+        Status::Removing | Status::Dead => {
+            return Err(ApiError::Conflict(format!(
+                "cannot start container {}: it is being removed",
+                e.id
+            )));
+        }
+        _ => {}
+    }
+    let (d2, e2) = (d.clone(), e.clone());
+    if let Err(err) = blocking(move || lifecycle::start(&d2, &e2)).await {
+        // `run --rm` waits for the removal even when the start failed.
+        if e.record().host_config.auto_remove
+            && let Err(rm) = lifecycle::remove_stopped(&d, &e).await
+        {
+            tracing::warn!(id = e.id, "auto-remove after a failed start: {rm}");
+        }
+        return Err(err);
+    }
+    Ok(no_content())
+}
+
+pub async fn post_stop(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    q: Q,
+) -> Result<Response> {
+    let e = d.containers.get(&id)?;
+    let t = int(&q, "t")?;
+    let _op = e.op.lock().await;
+    let stopped = lifecycle::stop(&d, &e, t, q.get("signal").map(String::as_str)).await?;
+    if !stopped {
+        return Ok(StatusCode::NOT_MODIFIED.into_response());
+    }
+    d.events.container(&e.record(), "stop");
+    Ok(no_content())
+}
+
+pub async fn post_restart(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    q: Q,
+) -> Result<Response> {
+    let e = d.containers.get(&id)?;
+    let t = int(&q, "t")?;
+    let _op = e.op.lock().await;
+    lifecycle::stop(&d, &e, t, q.get("signal").map(String::as_str)).await?;
+    let (d2, e2) = (d.clone(), e.clone());
+    blocking(move || lifecycle::start(&d2, &e2)).await?;
+    d.events.container(&e.record(), "restart");
+    Ok(no_content())
+}
+
+pub async fn post_kill(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    q: Q,
+) -> Result<Response> {
+    let e = d.containers.get(&id)?;
+    let sig = match q.get("signal").filter(|s| !s.is_empty()) {
+        Some(s) => lifecycle::parse_signal(s)?,
+        None => nix::sys::signal::Signal::SIGKILL,
+    };
+    if sig == nix::sys::signal::Signal::SIGKILL {
+        // A kill is a stop the user asked for.
+        d.containers.update(&e, |r| r.manually_stopped = true)?;
+    }
+    lifecycle::signal(&d, &e, sig, false)?;
+    d.events
+        .container_with(&e.record(), "kill", [("signal", (sig as i32).to_string())]);
+    Ok(no_content())
+}
+
+/// `POST /containers/{id}/wait`: the headers go out at once (the docker
+/// CLI waits for them before it starts the container), the body when the
+/// condition is met.
+pub async fn post_wait(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    q: Q,
+) -> Result<Response> {
+    let e = d.containers.get(&id)?;
+    let condition = q.get("condition").cloned().unwrap_or_default();
+    let mut w = e.watch();
+    let start = *w.borrow_and_update();
+    match condition.as_str() {
+        "" | "not-running" | "next-exit" | "removed" => {}
+        c => {
+            return Err(ApiError::InvalidParameter(format!(
+                "invalid condition: \"{c}\""
+            )));
+        }
+    }
+    let fut = async move {
+        let p = match condition.as_str() {
+            "next-exit" => w
+                .wait_for(|p| p.exits > start.exits || p.removed)
+                .await
+                .map(|p| *p),
+            "removed" => w.wait_for(|p| p.removed).await.map(|p| *p),
+            _ => w
+                .wait_for(|p| !p.status.is_live() && p.status != Status::Restarting || p.removed)
+                .await
+                .map(|p| *p),
+        };
+        let code = match p {
+            Ok(p) => p.exit_code,
+            // The sender went with the record: removed.
+            Err(_) => e.record().state.exit_code,
+        };
+        let err = e.record().state.error;
+        let resp = ContainerWaitResponse {
+            status_code: code,
+            error: (!err.is_empty()).then_some(WaitExitError { message: err }),
+        };
+        let mut v = serde_json::to_vec(&resp).expect("wait json");
+        v.push(b'\n');
+        Ok::<_, std::convert::Infallible>(Bytes::from(v))
+    };
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(futures_util::stream::once(fut)),
+    )
+        .into_response())
+}
+
+pub async fn delete(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    q: Q,
+) -> Result<Response> {
+    let e = d.containers.get(&id)?;
+    lifecycle::remove(&d, &e, flag(&q, "force")).await?;
+    Ok(no_content())
+}
+
+fn time_param(q: &HashMap<String, String>, k: &str) -> Result<Option<i64>> {
+    match q.get(k).filter(|v| !v.is_empty() && v.as_str() != "0") {
+        None => Ok(None),
+        Some(v) => {
+            let (s, frac) = v.split_once('.').unwrap_or((v, "0"));
+            let s: i64 = s
+                .parse()
+                .map_err(|_| ApiError::InvalidParameter(format!("invalid value for {k}: {v}")))?;
+            let frac = format!("{frac:0<9}");
+            let n: i64 = frac[..9].parse().unwrap_or(0);
+            Ok(Some(s * 1_000_000_000 + n))
+        }
+    }
+}
+
+pub async fn get_logs(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    q: Q,
+) -> Result<Response> {
+    let e = d.containers.get(&id)?;
+    let rec = e.record();
+    let (stdout, stderr) = (flag(&q, "stdout"), flag(&q, "stderr"));
+    if !stdout && !stderr {
+        return Err(ApiError::InvalidParameter(
+            "Bad parameters: you must choose at least one stream".into(),
+        ));
+    }
+    let tail = match q.get("tail").map(String::as_str) {
+        None | Some("") | Some("all") => None,
+        Some(t) => Some(
+            t.parse::<i64>()
+                .map_err(|_| ApiError::InvalidParameter(format!("invalid value for tail: {t}")))?,
+        ),
+    }
+    .map(|t| t.max(0) as usize);
+    let opts = Options {
+        stdout,
+        stderr,
+        follow: flag(&q, "follow"),
+        tail,
+        since: time_param(&q, "since")?,
+        until: time_param(&q, "until")?,
+        timestamps: flag(&q, "timestamps"),
+        raw: rec.config.tty,
+        start_at: None,
+        until_exit: None,
+    };
+    let rx = logs::spawn_reader(rec.log_path.clone().into(), opts, e.watch());
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+    });
+    let ct = if rec.config.tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
+    Ok(([(header::CONTENT_TYPE, ct)], Body::from_stream(stream)).into_response())
+}
+
+pub async fn post_attach(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    q: Q,
+    req: Request,
+) -> Result<Response> {
+    let e = d.containers.get(&id)?;
+    let rec = e.record();
+    let start_at = std::fs::metadata(&rec.log_path).map_or(0, |m| m.len());
+    let opts = Options {
+        stdout: flag(&q, "stdout"),
+        stderr: flag(&q, "stderr"),
+        follow: flag(&q, "stream"),
+        raw: rec.config.tty,
+        start_at: (!flag(&q, "logs")).then_some(start_at),
+        until_exit: Some(e.watch().borrow().exits),
+        ..Default::default()
+    };
+    let rx = logs::spawn_reader(rec.log_path.clone().into(), opts, e.watch());
+    d.events.container(&rec, "attach");
+    Ok(super::attach::hijack(req, rec.config.tty, rx))
+}
+
+pub async fn post_rename(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    q: Q,
+) -> Result<Response> {
+    let e = d.containers.get(&id)?;
+    let new = q.get("name").filter(|n| !n.is_empty()).ok_or_else(|| {
+        ApiError::InvalidParameter("Neither old nor new names may be empty".into())
+    })?;
+    let new = super::names::validate(new)?;
+    let old = e.record().name;
+    d.containers.rename(&e, &new)?;
+    d.events
+        .container_with(&e.record(), "rename", [("oldName", format!("/{old}"))]);
+    Ok(no_content())
+}
+
+pub async fn post_pause(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Result<Response> {
+    pause(d, id, true).await
+}
+
+pub async fn post_unpause(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    pause(d, id, false).await
+}
+
+async fn pause(d: Arc<Daemon>, id: String, pause: bool) -> Result<Response> {
+    let e = d.containers.get(&id)?;
+    let _op = e.op.lock().await;
+    let st = e.status();
+    if pause && st != Status::Running {
+        let why = if st == Status::Paused {
+            "already paused"
+        } else {
+            "not running"
+        };
+        return Err(ApiError::Conflict(format!("Container {} is {why}", e.id)));
+    }
+    if !pause && st != Status::Paused {
+        return Err(ApiError::Conflict(format!(
+            "Container {} is not paused",
+            e.id
+        )));
+    }
+    let rt = lifecycle::runtime(&d);
+    let r = if pause {
+        rt.pause(&e.id)
+    } else {
+        rt.resume(&e.id)
+    };
+    r.map_err(|err| {
+        ApiError::Internal(format!(
+            "Cannot {} container {}: {err}",
+            if pause { "pause" } else { "unpause" },
+            e.id
+        ))
+    })?;
+    d.containers.update(&e, |r| {
+        r.state.status = if pause {
+            Status::Paused
+        } else {
+            Status::Running
+        }
+    })?;
+    d.events
+        .container(&e.record(), if pause { "pause" } else { "unpause" });
+    Ok(no_content())
+}
+
+/// `top`: the container's processes as `ps -ef` would show them, read
+/// from /proc.
+pub async fn get_top(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+) -> Result<Json<ContainerTopResponse>> {
+    let e = d.containers.get(&id)?;
+    if !e.status().is_live() {
+        return Err(ApiError::Conflict(format!(
+            "Container {} is not running",
+            e.id
+        )));
+    }
+    let rt = lifecycle::runtime(&d);
+    let pids = rt
+        .pids(&e.id)
+        .map_err(|err| ApiError::Internal(format!("listing the processes of {}: {err}", e.id)))?;
+    let mut processes = Vec::new();
+    for pid in pids {
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            continue;
+        };
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let (uid, ppid) = (field("Uid:"), field("PPid:"));
+        let user =
+            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid.parse().unwrap_or(0)))
+                .ok()
+                .flatten()
+                .map_or(uid, |u| u.name);
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|c| {
+                c.split(|b| *b == 0)
+                    .filter(|p| !p.is_empty())
+                    .map(|p| String::from_utf8_lossy(p).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        processes.push(vec![
+            user,
+            pid.to_string(),
+            ppid,
+            "0".into(),
+            "?".into(),
+            "?".into(),
+            "00:00:00".into(),
+            cmd,
+        ]);
+    }
+    Ok(Json(ContainerTopResponse {
+        titles: ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+            .map(String::from)
+            .to_vec(),
+        processes,
+    }))
+}
+
+pub async fn post_prune(
+    State(d): State<Arc<Daemon>>,
+    q: Q,
+) -> Result<Json<ContainerPruneResponse>> {
+    let filters = Filters::parse(q.get("filters").map(String::as_str))?;
+    filters.allow(&["label", "label!", "until"])?;
+    let mut deleted = Vec::new();
+    for e in d.containers.all() {
+        let r = e.record();
+        if r.state.status.is_live()
+            || !filters.labels_match(&r.config.labels.clone().unwrap_or_default())
+        {
+            continue;
+        }
+        let _op = e.op.lock().await;
+        if e.status().is_live() {
+            continue;
+        }
+        lifecycle::remove_stopped(&d, &e).await?;
+        deleted.push(r.id);
+    }
+    d.events
+        .publish("container", "prune", "", Default::default());
+    Ok(Json(ContainerPruneResponse {
+        containers_deleted: Some(deleted),
+        space_reclaimed: 0,
+    }))
+}
+
+/// `resize` without a tty holder yet: accepted so clients do not fail.
+pub async fn post_resize(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Result<Response> {
+    d.containers.get(&id)?;
+    Ok(StatusCode::OK.into_response())
+}

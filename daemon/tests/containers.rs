@@ -1,0 +1,396 @@
+//! Containers through the real docker CLI against berthd: run, logs,
+//! stop, restart policies, crashes of berthd and of a shim. As root,
+//! inside `unshare -m --propagation private` (as scripts/test runs it).
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::Berthd;
+
+fn text(o: &std::process::Output) -> (String, String, i32) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+        o.status.code().unwrap_or(-1),
+    )
+}
+
+/// Poll `f` until it is true or `limit` passes.
+fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    f()
+}
+
+fn inspect(d: &Berthd, name: &str, tmpl: &str) -> String {
+    d.docker_ok(&["inspect", "-f", tmpl, name])
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn run_prints_output_and_passes_exit_codes() {
+    let (d, _) = Berthd::start(&["busybox:latest"]);
+    let (out, _, code) = text(&d.docker(&["run", "--rm", "busybox", "echo", "hello", "world"]));
+    assert_eq!((out.as_str(), code), ("hello world\n", 0), "{}", d.log());
+
+    let o = d.docker(&[
+        "run",
+        "--name",
+        "x3",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    let (out, err, code) = text(&o);
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(out, "out\n");
+    assert!(err.contains("err"), "{err}");
+    assert_eq!(
+        inspect(&d, "x3", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 3"
+    );
+
+    let (_, err, code) = text(&d.docker(&["run", "--rm", "busybox", "no-such-command"]));
+    assert_eq!(code, 127, "{err}");
+    assert!(err.contains("executable file not found"), "{err}");
+
+    // --rm removed its containers; the named one stays.
+    let all = d.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(all.lines().collect::<Vec<_>>(), ["x3"], "{all}");
+}
+
+#[test]
+fn detached_container_lifecycle() {
+    let (d, _) = Berthd::start(&["busybox:latest"]);
+    let id = d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "busybox",
+        "sh",
+        "-c",
+        "echo started; exec sleep 100",
+    ]);
+    let id = id.trim();
+    assert_eq!(id.len(), 64, "{id}");
+    let ps = d.docker_ok(&["ps", "--format", "{{.ID}} {{.Names}} {{.Status}}"]);
+    assert!(ps.starts_with(&format!("{} web Up", &id[..12])), "{ps}");
+    let pid: i32 = inspect(&d, "web", "{{.State.Pid}}").parse().unwrap();
+    assert!(pid > 0 && Path::new(&format!("/proc/{pid}")).exists());
+    assert!(eventually(Duration::from_secs(5), || d
+        .docker_ok(&["logs", "web"])
+        == "started\n"));
+    let top = d.docker_ok(&["top", "web"]);
+    assert!(top.contains("sleep 100"), "{top}");
+
+    // A second start is a no-op; removing a running container is refused.
+    d.docker_ok(&["start", "web"]);
+    let (_, err, code) = text(&d.docker(&["rm", "web"]));
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("stop the container before removing or force remove"),
+        "{err}"
+    );
+
+    // sleep as pid 1 ignores SIGTERM: stop falls back to SIGKILL.
+    let t0 = Instant::now();
+    d.docker_ok(&["stop", "-t", "1", "web"]);
+    assert!(t0.elapsed() < Duration::from_secs(8));
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists() || {
+            std::thread::sleep(Duration::from_millis(200));
+            !Path::new(&format!("/proc/{pid}/cmdline")).exists()
+        }
+    );
+    assert_eq!(
+        inspect(&d, "web", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 137"
+    );
+    let ps = d.docker_ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        "status=exited",
+        "--format",
+        "{{.Names}} {{.Status}}",
+    ]);
+    assert!(ps.starts_with("web Exited (137)"), "{ps}");
+
+    // Start again: a new process, the same log.
+    d.docker_ok(&["start", "web"]);
+    let pid2: i32 = inspect(&d, "web", "{{.State.Pid}}").parse().unwrap();
+    assert!(pid2 > 0 && pid2 != pid);
+    assert!(eventually(Duration::from_secs(5), || d
+        .docker_ok(&["logs", "web"])
+        == "started\nstarted\n"));
+    d.docker_ok(&["restart", "-t", "0", "web"]);
+    assert_eq!(inspect(&d, "web", "{{.State.Running}}"), "true");
+    d.docker_ok(&["kill", "web"]);
+    assert!(eventually(Duration::from_secs(5), || inspect(
+        &d,
+        "web",
+        "{{.State.Status}}"
+    ) == "exited"));
+    d.docker_ok(&["rename", "web", "web2"]);
+    d.docker_ok(&["rm", "web2"]);
+    let (_, err, _) = text(&d.docker(&["inspect", "web2"]));
+    assert!(err.contains("No such object: web2"), "{err}");
+    // The name is free again; rm -f takes a running one down.
+    d.docker_ok(&["run", "-d", "--name", "web", "busybox", "sleep", "100"]);
+    d.docker_ok(&["rm", "-f", "web"]);
+    assert_eq!(d.docker_ok(&["ps", "-aq"]), "");
+    assert!(d.shim_pids().is_empty(), "shims left behind");
+}
+
+#[test]
+fn logs_tail_timestamps_and_follow() {
+    let (d, _) = Berthd::start(&["busybox:latest"]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "lg",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo line$i; echo err$i >&2; sleep 0.3; done",
+    ]);
+    // Follow returns once the container ends, with everything.
+    let o = d.docker(&["logs", "-f", "lg"]);
+    let (out, err, code) = text(&o);
+    assert_eq!(code, 0);
+    assert_eq!(out, "line1\nline2\nline3\n");
+    assert_eq!(err, "err1\nerr2\nerr3\n");
+    // The tail counts lines of both streams, as Docker's does.
+    let (out, err, _) = text(&d.docker(&["logs", "--tail", "2", "lg"]));
+    assert_eq!((out.as_str(), err.as_str()), ("line3\n", "err3\n"));
+    let ts = d.docker_ok(&["logs", "-t", "--tail", "2", "lg"]);
+    let (stamp, rest) = ts.split_once(' ').unwrap();
+    assert_eq!(rest, "line3\n");
+    assert!(stamp.starts_with("20") && stamp.ends_with('Z'), "{ts}");
+    assert_eq!(d.docker_ok(&["wait", "lg"]).trim(), "0");
+}
+
+#[test]
+fn restart_policy_on_failure_counts() {
+    let (d, _) = Berthd::start(&["busybox:latest"]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:3",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            inspect(&d, "flaky", "{{.RestartCount}} {{.State.Status}}") == "3 exited"
+        }),
+        "{}",
+        inspect(&d, "flaky", "{{.RestartCount}} {{.State.Status}}")
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(inspect(&d, "flaky", "{{.RestartCount}}"), "3");
+}
+
+#[test]
+fn containers_outlive_a_berthd_crash() {
+    let (mut d, _) = Berthd::start(&["busybox:latest"]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done",
+    ]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "always",
+        "--restart",
+        "always",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    let pid = inspect(&d, "ticker", "{{.State.Pid}}");
+    let always_pid: i32 = inspect(&d, "always", "{{.State.Pid}}").parse().unwrap();
+    d.crash();
+    let before = std::fs::read_to_string(
+        d.data_root
+            .join("containers")
+            .join(inspect_id(&d, "ticker"))
+            .join(format!("{}-json.log", inspect_id(&d, "ticker"))),
+    )
+    .unwrap_or_default()
+    .lines()
+    .count();
+    // While berthd is down the ticker keeps logging, and `always` dies.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(always_pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    d.restart();
+    assert_eq!(
+        inspect(&d, "ticker", "{{.State.Status}} {{.State.Pid}}"),
+        format!("running {pid}")
+    );
+    let logs = d.docker_ok(&["logs", "ticker"]);
+    let n = logs.lines().count();
+    assert!(
+        n > before + 3,
+        "logging went on while berthd was down: {before} then {n}"
+    );
+    // Nothing lost: the ticks are consecutive.
+    for (i, l) in logs.lines().enumerate() {
+        assert_eq!(l, format!("tick {i}"));
+    }
+    // `always` came back with a new process.
+    assert!(eventually(Duration::from_secs(10), || {
+        let s = inspect(&d, "always", "{{.State.Status}} {{.State.Pid}}");
+        s.starts_with("running ") && s != format!("running {always_pid}")
+    }));
+    // The restored container can still be stopped and waited for.
+    d.docker_ok(&["stop", "-t", "0", "ticker"]);
+    assert_eq!(inspect(&d, "ticker", "{{.State.Status}}"), "exited");
+}
+
+fn inspect_id(d: &Berthd, name: &str) -> String {
+    // berthd may be down: find the id from the state the test knows.
+    let exec = d.pidfile.parent().unwrap().join("c");
+    for e in std::fs::read_dir(exec).unwrap().flatten() {
+        let id = e.file_name().to_string_lossy().into_owned();
+        let cfg = std::fs::read_to_string(e.path().join("config.json")).unwrap_or_default();
+        if cfg.contains("tick") && name == "ticker" {
+            return id;
+        }
+    }
+    panic!("no container {name}");
+}
+
+#[test]
+fn a_killed_shim_leaves_an_exited_container() {
+    let (d, _) = Berthd::start(&["busybox:latest"]);
+    d.docker_ok(&["run", "-d", "--name", "sx", "busybox", "sleep", "100"]);
+    let pid: i32 = inspect(&d, "sx", "{{.State.Pid}}").parse().unwrap();
+    let shims = d.shim_pids();
+    assert_eq!(shims.len(), 1);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(shims[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(eventually(Duration::from_secs(10), || inspect(
+        &d,
+        "sx",
+        "{{.State.Status}}"
+    ) == "exited"));
+    let err = inspect(&d, "sx", "{{.State.Error}}");
+    assert!(err.contains("berth-shim") && err.contains("died"), "{err}");
+    assert!(
+        eventually(Duration::from_secs(5), || !Path::new(&format!(
+            "/proc/{pid}/cmdline"
+        ))
+        .exists()
+            || std::fs::read(format!("/proc/{pid}/cmdline"))
+                .unwrap_or_default()
+                .is_empty()),
+        "the container's process outlived its shim"
+    );
+    d.docker_ok(&["rm", "sx"]);
+}
+
+#[test]
+fn bad_input_gets_docker_shaped_errors() {
+    let (d, _) = Berthd::start(&["busybox:latest"]);
+    let (_, err, code) = text(&d.docker(&["create", "nosuchimage:1"]));
+    assert_ne!(code, 0);
+    assert!(err.contains("nosuchimage"), "{err}");
+    d.docker_ok(&["create", "--name", "taken", "busybox", "true"]);
+    let (_, err, code) = text(&d.docker(&["run", "--name", "taken", "busybox", "true"]));
+    assert_eq!(code, 125, "{err}");
+    assert!(
+        err.contains("The container name \"/taken\" is already in use"),
+        "{err}"
+    );
+    let (_, err, _) = text(&d.docker(&["create", "-m", "1k", "busybox", "true"]));
+    assert!(err.contains("Minimum memory limit allowed is 6MB"), "{err}");
+    let (_, err, _) = text(&d.docker(&["create", "--name", "bad name", "busybox", "true"]));
+    assert!(err.contains("Invalid container name"), "{err}");
+    let (status, _, body) = d.request("POST", "/containers/create");
+    assert_eq!(status, 400, "{body}");
+    let o = d.curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        "{\"Image\": 5}",
+        "-w",
+        "\n%{http_code}",
+        "http://d/containers/create",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.ends_with("\n400"), "{out}");
+    assert!(
+        out.contains("Image") && out.contains("expected a string"),
+        "{out}"
+    );
+    // Nothing half-made: only the one good container exists.
+    assert_eq!(
+        d.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]),
+        "taken\n"
+    );
+}
+
+#[test]
+fn events_report_the_container_lifecycle() {
+    let (d, _) = Berthd::start(&["busybox:latest"]);
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    d.docker_ok(&["run", "--name", "ev", "busybox", "true"]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = d.docker_ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &now.to_string(),
+        "--filter",
+        "container=ev",
+        "--format",
+        "{{.Type}} {{.Action}}",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    for want in ["container create", "container start", "container die"] {
+        assert!(lines.contains(&want), "{want} missing from {out}");
+    }
+}
