@@ -26,6 +26,14 @@ pub enum Error {
     Start(String),
     #[error("the shim exited before it reported starting the container")]
     NoReport,
+    /// The shim's socket said something that is not the protocol.
+    #[error("shim socket {}: {msg}", path.display())]
+    Protocol { path: PathBuf, msg: String },
+    /// The shim answered `{"ok":false,"error":msg}`.
+    #[error("shim socket {}: {msg}", path.display())]
+    Refused { path: PathBuf, msg: String },
+    #[error("{0}")]
+    Invalid(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -10,6 +10,7 @@ pub const INIT_PID: &str = "init.pid";
 pub const EXIT: &str = "exit.json";
 pub const START_ERROR: &str = "start-error";
 pub const SHIM_LOG: &str = "shim.log";
+pub const SOCKET: &str = "shim.sock";
 
 /// Write `data` to `dir/name` through a temporary file and a rename, so a
 /// reader sees the old file, or none, or all of the new one.

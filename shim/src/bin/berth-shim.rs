@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use berth_shim::{Config, Role};
+use berth_shim::{Config, Launch, Role};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -12,18 +12,39 @@ struct Cli {
     /// The container id in the runtime root.
     #[arg(long)]
     id: String,
-    /// The OCI bundle.
-    #[arg(long)]
-    bundle: PathBuf,
+    /// The OCI bundle (a container; not with --exec).
+    #[arg(long, required_unless_present = "exec", conflicts_with = "exec")]
+    bundle: Option<PathBuf>,
+    /// Run one more process in the running container --id instead.
+    #[arg(long, requires = "process")]
+    exec: bool,
+    /// The exec's OCI Process JSON (as runc exec --process).
+    #[arg(long, requires = "exec")]
+    process: Option<PathBuf>,
     /// Where shim.pid, init.pid, exit.json, start-error and logs go.
     #[arg(long)]
     state_dir: PathBuf,
     /// The runtime's state root.
     #[arg(long)]
     runtime_root: PathBuf,
-    /// The json-file log (default <state-dir>/<id>-json.log).
+    /// The json-file log (default <state-dir>/<id>-json.log; none for --exec).
     #[arg(long)]
     log: Option<PathBuf>,
+    /// The attach and control socket (default <state-dir>/shim.sock).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Give the process a pipe as stdin, fed by attach clients.
+    #[arg(long)]
+    stdin: bool,
+    /// Close the process's stdin when the first stdin client's input ends.
+    #[arg(long, requires = "stdin")]
+    stdin_once: bool,
+    /// The process has a terminal (process.terminal is true).
+    #[arg(long)]
+    tty: bool,
+    /// Create, then wait for a start request on the socket.
+    #[arg(long)]
+    no_start: bool,
 }
 
 fn absolute(p: PathBuf) -> Result<PathBuf> {
@@ -46,10 +67,23 @@ fn shim(cli: Cli) -> Result<()> {
     // The shim leaves for / : every path must stand on its own.
     let cfg = Config {
         id: cli.id,
-        bundle: absolute(cli.bundle)?,
+        launch: match (cli.bundle, cli.process) {
+            (Some(bundle), _) => Launch::Create {
+                bundle: absolute(bundle)?,
+            },
+            (None, Some(process)) => Launch::Exec {
+                process: absolute(process)?,
+            },
+            (None, None) => unreachable!("clap requires one"),
+        },
         state_dir: absolute(cli.state_dir)?,
         runtime_root: absolute(cli.runtime_root)?,
         log: cli.log.map(absolute).transpose()?,
+        socket: cli.socket.map(absolute).transpose()?,
+        stdin: cli.stdin,
+        stdin_once: cli.stdin_once,
+        tty: cli.tty,
+        no_start: cli.no_start,
     };
     std::fs::create_dir_all(&cfg.state_dir)
         .with_context(|| format!("creating {}", cfg.state_dir.display()))?;
@@ -60,13 +94,16 @@ fn shim(cli: Cli) -> Result<()> {
                 .create(true)
                 .append(true)
                 .open(cfg.state_dir.join(berth_shim::files::SHIM_LOG))?;
+            // A level, not an EnvFilter: its regex engine would be most of
+            // the binary, and every shim maps it.
+            let level = std::env::var("BERTH_SHIM_LOG")
+                .ok()
+                .and_then(|v| v.parse::<tracing_subscriber::filter::LevelFilter>().ok())
+                .unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
             tracing_subscriber::fmt()
                 .with_writer(std::sync::Mutex::new(log))
                 .with_ansi(false)
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_env("BERTH_SHIM_LOG")
-                        .unwrap_or_else(|_| "info".into()),
-                )
+                .with_max_level(level)
                 .init();
             berth_shim::run(&cfg, report)?;
             Ok(())
