@@ -394,3 +394,61 @@ fn events_report_the_container_lifecycle() {
         assert!(lines.contains(&want), "{want} missing from {out}");
     }
 }
+
+#[test]
+fn stdin_tty_and_start_attach() {
+    let (d, _) = Berthd::start(&["busybox:latest"]);
+    // stdin reaches the container and its end ends `cat`.
+    let o = d.docker_stdin(&["run", "-i", "--rm", "busybox", "cat"], b"hello\nworld\n");
+    let (out, err, code) = text(&o);
+    assert_eq!((out.as_str(), code), ("hello\nworld\n", 0), "{err}");
+    let o = d.docker_stdin(
+        &[
+            "run",
+            "-i",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "read a; echo got $a; exit 4",
+        ],
+        b"x\n",
+    );
+    assert_eq!(text(&o).0, "got x\n");
+    assert_eq!(text(&o).2, 4);
+    // A terminal: output raw, stdout and stderr together, a pty inside.
+    let o = d.docker(&[
+        "run",
+        "-t",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "tty; echo to-stderr >&2",
+    ]);
+    let (out, _, code) = text(&o);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("/dev/pts/"), "{out:?}");
+    assert!(
+        out.contains("to-stderr\r\n"),
+        "the pty turns \\n into \\r\\n: {out:?}"
+    );
+    // start -a attaches before the start: all the output, and the code.
+    d.docker_ok(&[
+        "create",
+        "--name",
+        "later",
+        "busybox",
+        "sh",
+        "-c",
+        "echo one; echo two",
+    ]);
+    let o = d.docker(&["start", "-a", "later"]);
+    assert_eq!(text(&o).0, "one\ntwo\n");
+    let o = d.docker(&["start", "-a", "later"]);
+    assert_eq!(text(&o).0, "one\ntwo\n", "a second start attaches again");
+    for _ in 0..5 {
+        let (out, _, _) = text(&d.docker(&["run", "--rm", "busybox", "echo", "quick"]));
+        assert_eq!(out, "quick\n", "no output lost to a race with --rm");
+    }
+}

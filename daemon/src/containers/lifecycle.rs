@@ -24,6 +24,8 @@ pub struct Paths {
     /// `<exec-root>/c/<id>`: the bundle, the rootfs mount point and the
     /// shim's state directory.
     pub run: PathBuf,
+    /// `<exec-root>/s`: the shims' sockets.
+    pub sockets: PathBuf,
     pub id: String,
 }
 
@@ -32,6 +34,7 @@ impl Paths {
         Paths {
             data: d.config.data_root.join("containers").join(id),
             run: d.config.exec_root.join("c").join(id),
+            sockets: d.config.exec_root.join("s"),
             id: id.to_string(),
         }
     }
@@ -41,8 +44,11 @@ impl Paths {
     pub fn shim_dir(&self) -> PathBuf {
         self.run.join("shim")
     }
+    /// Short, so it fits a unix socket address (108 bytes) even under a
+    /// long exec root.
     pub fn socket(&self) -> PathBuf {
-        self.shim_dir().join("shim.sock")
+        self.sockets
+            .join(format!("c-{}", &self.id[..self.id.len().min(32)]))
     }
     pub fn log(&self) -> PathBuf {
         self.data.join(format!("{}-json.log", self.id))
@@ -317,8 +323,9 @@ pub fn start(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<()> {
         let cfg = paths.run.join("config.json");
         std::fs::write(&cfg, serde_json::to_vec_pretty(&spec).expect("spec json"))
             .map_err(internal("writing", &cfg))?;
-        let out = std::process::Command::new(&d.shim)
-            .arg("--id")
+        std::fs::create_dir_all(&paths.sockets).map_err(internal("creating", &paths.sockets))?;
+        let mut cmd = std::process::Command::new(&d.shim);
+        cmd.arg("--id")
             .arg(&rec.id)
             .arg("--bundle")
             .arg(&paths.run)
@@ -328,6 +335,19 @@ pub fn start(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<()> {
             .arg(runtime(d).root)
             .arg("--log")
             .arg(paths.log())
+            .arg("--socket")
+            .arg(paths.socket())
+            .arg("--no-start");
+        if rec.config.open_stdin {
+            cmd.arg("--stdin");
+            if rec.config.stdin_once {
+                cmd.arg("--stdin-once");
+            }
+        }
+        if rec.config.tty {
+            cmd.arg("--tty");
+        }
+        let out = cmd
             .stdin(std::process::Stdio::null())
             .output()
             .map_err(internal("running", &d.shim))?;
@@ -336,23 +356,50 @@ pub fn start(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<()> {
             let msg = msg.trim().trim_start_matches("berth-shim: ");
             return Err(ApiError::Start(msg.to_string()));
         }
-        let read = |name: &str| -> Option<i32> {
-            std::fs::read_to_string(shim_dir.join(name))
-                .ok()?
-                .trim()
-                .parse()
+        let shim_pid: Option<i32> =
+            std::fs::read_to_string(shim_dir.join(berth_shim::files::SHIM_PID))
                 .ok()
-        };
-        match (
-            read(berth_shim::files::SHIM_PID),
-            read(berth_shim::files::INIT_PID),
-        ) {
-            (Some(s), Some(i)) => Ok((s, i)),
-            _ => Err(ApiError::Internal(format!(
-                "berth-shim for {} left no pid files in {}",
+                .and_then(|p| p.trim().parse().ok());
+        let Some(shim_pid) = shim_pid else {
+            return Err(ApiError::Internal(format!(
+                "berth-shim for {} left no pid file in {}",
                 rec.id,
                 shim_dir.display()
-            ))),
+            )));
+        };
+        let sock = paths.socket();
+        // Attaches that came before the start get their streams now, so
+        // not one byte of output is missed.
+        for (req, tx) in e.take_pending_attaches() {
+            match berth_shim::client::attach(&sock, req) {
+                Ok((_, stream)) => {
+                    let _ = tx.send(stream);
+                }
+                Err(err) => tracing::warn!(id = rec.id, "attaching before the start: {err}"),
+            }
+        }
+        if let Some([h, w]) = rec.host_config.console_size
+            && rec.config.tty
+            && h > 0
+            && w > 0
+        {
+            let _ = berth_shim::client::request(
+                &sock,
+                &berth_shim::proto::Request::Resize {
+                    width: w as u16,
+                    height: h as u16,
+                },
+            );
+        }
+        match berth_shim::client::request(&sock, &berth_shim::proto::Request::Start) {
+            Ok(reply) => Ok((shim_pid, reply.pid.unwrap_or_default())),
+            Err(err) => {
+                let msg = match err {
+                    berth_shim::Error::Refused { msg, .. } => msg,
+                    other => other.to_string(),
+                };
+                Err(ApiError::Start(msg))
+            }
         }
     })();
     let (shim_pid, init_pid) = match launched {

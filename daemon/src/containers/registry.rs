@@ -29,7 +29,15 @@ pub struct Entry {
     /// Held by whatever changes the container's life (start, stop,
     /// restart, remove), so those never interleave.
     pub op: tokio::sync::Mutex<()>,
+    /// Attaches waiting for the next start: each gets its stream from the
+    /// shim before the container runs.
+    pending: Mutex<Vec<PendingAttach>>,
 }
+
+type PendingAttach = (
+    berth_shim::proto::AttachRequest,
+    tokio::sync::oneshot::Sender<std::os::unix::net::UnixStream>,
+);
 
 impl Entry {
     fn new(rec: Record) -> Entry {
@@ -44,7 +52,24 @@ impl Entry {
             rec: Mutex::new(rec),
             progress: tx,
             op: tokio::sync::Mutex::new(()),
+            pending: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Wait for the next start: the receiver gets the shim stream.
+    pub fn add_pending_attach(
+        &self,
+        req: berth_shim::proto::AttachRequest,
+    ) -> tokio::sync::oneshot::Receiver<std::os::unix::net::UnixStream> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut p = self.pending.lock().expect("pending lock");
+        p.retain(|(_, tx)| !tx.is_closed());
+        p.push((req, tx));
+        rx
+    }
+
+    pub fn take_pending_attaches(&self) -> Vec<PendingAttach> {
+        std::mem::take(&mut *self.pending.lock().expect("pending lock"))
     }
 
     /// A copy of the current record.
@@ -193,6 +218,7 @@ impl Registry {
     pub fn remove(&self, e: &Entry) -> Result<(), ApiError> {
         self.db.delete(Table::Containers, &e.id).map_err(db_err)?;
         self.by_id.lock().expect("lock").remove(&e.id);
+        e.take_pending_attaches();
         e.progress.send_modify(|p| p.removed = true);
         Ok(())
     }

@@ -359,19 +359,43 @@ pub async fn post_attach(
 ) -> Result<Response> {
     let e = d.containers.get(&id)?;
     let rec = e.record();
-    let start_at = std::fs::metadata(&rec.log_path).map_or(0, |m| m.len());
-    let opts = Options {
+    let ask = berth_shim::proto::AttachRequest {
+        stdin: flag(&q, "stdin"),
         stdout: flag(&q, "stdout"),
         stderr: flag(&q, "stderr"),
-        follow: flag(&q, "stream"),
-        raw: rec.config.tty,
-        start_at: (!flag(&q, "logs")).then_some(start_at),
-        until_exit: Some(e.watch().borrow().exits),
-        ..Default::default()
     };
-    let rx = logs::spawn_reader(rec.log_path.clone().into(), opts, e.watch());
+    let sock = super::lifecycle::Paths::new(&d, &rec.id).socket();
+    let shim: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>> =
+        match rec.state.status {
+            Status::Running | Status::Paused => {
+                let stream = tokio::task::spawn_blocking(move || {
+                    berth_shim::client::attach(&sock, ask).map(|(_, s)| s)
+                })
+                .await
+                .map_err(|err| ApiError::Internal(format!("attach: {err}")))?
+                .map_err(|err| ApiError::Internal(format!("attaching to {}: {err}", rec.id)))?;
+                Box::pin(std::future::ready(Some(stream)))
+            }
+            Status::Restarting => {
+                return Err(ApiError::Conflict(format!(
+                    "You cannot attach to a restarting container {}, wait until it is running",
+                    rec.id
+                )));
+            }
+            Status::Removing | Status::Dead => {
+                return Err(ApiError::Conflict(format!(
+                    "You cannot attach to a container that is being removed: {}",
+                    rec.id
+                )));
+            }
+            // Not running yet: the streams come with the next start.
+            Status::Created | Status::Exited => {
+                let rx = e.add_pending_attach(ask);
+                Box::pin(async move { rx.await.ok() })
+            }
+        };
     d.events.container(&rec, "attach");
-    Ok(super::attach::hijack(req, rec.config.tty, rx))
+    Ok(super::attach::hijack(req, rec.config.tty, shim))
 }
 
 pub async fn post_rename(
@@ -538,8 +562,30 @@ pub async fn post_prune(
     }))
 }
 
-/// `resize` without a tty holder yet: accepted so clients do not fail.
-pub async fn post_resize(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Result<Response> {
-    d.containers.get(&id)?;
+/// `resize`: the terminal's new size, to the shim.
+pub async fn post_resize(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    q: Q,
+) -> Result<Response> {
+    let e = d.containers.get(&id)?;
+    let (h, w) = (int(&q, "h")?.unwrap_or(0), int(&q, "w")?.unwrap_or(0));
+    if !e.status().is_live() {
+        return Err(ApiError::Conflict(format!(
+            "Container {} is not running",
+            e.id
+        )));
+    }
+    let sock = super::lifecycle::Paths::new(&d, &e.id).socket();
+    let req = berth_shim::proto::Request::Resize {
+        width: w.clamp(0, u16::MAX as i64) as u16,
+        height: h.clamp(0, u16::MAX as i64) as u16,
+    };
+    blocking(move || {
+        berth_shim::client::request(&sock, &req)
+            .map(|_| ())
+            .map_err(|err| ApiError::InvalidParameter(format!("resize: {err}")))
+    })
+    .await?;
     Ok(StatusCode::OK.into_response())
 }

@@ -180,6 +180,28 @@ impl Berthd {
             .expect("run docker")
     }
 
+    /// The docker CLI with `input` on its stdin.
+    pub fn docker_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        use std::io::Write;
+        require_docker();
+        let config = self.dir.path().join("docker-config");
+        std::fs::create_dir_all(&config).unwrap();
+        let mut child = Command::new(DOCKER)
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_CONTEXT")
+            .env("DOCKER_CONFIG", &config)
+            .arg("-H")
+            .arg(self.host())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run docker");
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().expect("docker output")
+    }
+
     /// `docker args` that must succeed; its stdout.
     pub fn docker_ok(&self, args: &[&str]) -> String {
         let out = self.docker(args);
