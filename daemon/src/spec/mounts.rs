@@ -635,34 +635,47 @@ pub(crate) fn mount_list(plan: &MountPlan) -> Vec<Value> {
         )),
         Shm::None => {}
     }
-    // The daemon's /etc files are writable unless the rootfs is read-only,
-    // as dockerd makes them.
+    // A user mount replaces the default at its destination, and those
+    // beneath it (`-v x:/dev` takes /dev/pts and /dev/shm with it): they
+    // would be mounted first and hidden anyway.
+    let covered = |dest: &str| {
+        plan.user.iter().any(|m| {
+            dest == m.destination
+                || dest
+                    .strip_prefix(m.destination.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+    };
+    let mut out: Vec<Value> = defaults
+        .into_iter()
+        .filter(|m| !covered(m["destination"].as_str().unwrap_or_default()))
+        .collect();
+
+    // The daemon's /etc files and the init binary go with the user's
+    // mounts, as dockerd sorts them together: `-v x:/etc` still gets the
+    // container's own hosts file over it.
+    let mut layered: Vec<(String, Value)> = Vec::new();
+    let replaced = |dest: &str| plan.user.iter().any(|m| m.destination == dest);
     for (dest, src) in plan.etc_files {
+        // Writable unless the rootfs is read-only, as dockerd makes them.
         let mut opts = strs(&["rbind", "rprivate"]);
         if plan.read_only_rootfs {
             opts.push("ro".into());
         }
-        defaults.push(mount(dest, "bind", &src.to_string_lossy(), opts));
+        if !replaced(dest) {
+            layered.push((
+                dest.to_owned(),
+                mount(dest, "bind", &src.to_string_lossy(), opts),
+            ));
+        }
     }
     if let Some((dest, src)) = plan.init {
-        defaults.push(mount(
-            dest,
-            "bind",
-            &src.to_string_lossy(),
-            strs(&["bind", "ro"]),
+        layered.push((
+            dest.to_owned(),
+            mount(dest, "bind", &src.to_string_lossy(), strs(&["bind", "ro"])),
         ));
     }
-    let replaced = |dest: &str| plan.user.iter().any(|m| m.destination == dest);
-    let mut out: Vec<Value> = defaults
-        .into_iter()
-        .filter(|m| !replaced(m["destination"].as_str().unwrap_or_default()))
-        .collect();
-
-    let mut user: Vec<&ResolvedMount> = plan.user.iter().collect();
-    // Stable by depth: a parent (fewer components) is mounted before
-    // anything beneath it, and equal depths keep the request order.
-    user.sort_by_key(|m| m.destination.split('/').filter(|s| !s.is_empty()).count());
-    for m in user {
+    for m in plan.user {
         let (typ, source, mut opts) = match m.kind {
             MountKind::Bind => (
                 "bind",
@@ -685,8 +698,15 @@ pub(crate) fn mount_list(plan: &MountPlan) -> Vec<Value> {
         if m.read_only {
             opts = merge_options(&[], &[opts, vec!["ro".into()]].concat());
         }
-        out.push(mount(&m.destination, typ, &source, opts));
+        layered.push((
+            m.destination.clone(),
+            mount(&m.destination, typ, &source, opts),
+        ));
     }
+    // Stable by depth: a parent (fewer components) is mounted before
+    // anything beneath it, and equal depths keep their order.
+    layered.sort_by_key(|(dest, _)| dest.split('/').filter(|s| !s.is_empty()).count());
+    out.extend(layered.into_iter().map(|(_, m)| m));
     out
 }
 

@@ -133,6 +133,15 @@ fn mount<'a>(spec: &'a Spec, dest: &str) -> &'a Mount {
     found[0]
 }
 
+/// Mount destinations in spec order.
+fn destinations(spec: &Spec) -> Vec<String> {
+    spec.mounts()
+        .iter()
+        .flatten()
+        .map(|m| m.destination().display().to_string())
+        .collect()
+}
+
 fn options(m: &Mount) -> Vec<&str> {
     m.options().iter().flatten().map(String::as_str).collect()
 }
@@ -652,12 +661,7 @@ fn user_mounts_replace_defaults_and_sort_by_depth() {
         "/h/hosts:/etc/hosts:ro".into(),
     ]);
     let spec = Env::new().build(&req, Netns::New).unwrap();
-    let dests: Vec<String> = spec
-        .mounts()
-        .iter()
-        .flatten()
-        .map(|m| m.destination().display().to_string())
-        .collect();
+    let dests = destinations(&spec);
     let pos = |d: &str| {
         dests
             .iter()
@@ -720,4 +724,21 @@ fn seccomp_default_off_leaves_no_filter() {
     env.seccomp_default = false;
     let spec = env.build(&fixture("network_none"), Netns::New).unwrap();
     assert!(spec.linux().as_ref().unwrap().seccomp().is_none());
+}
+
+#[test]
+fn a_user_mount_over_a_parent_takes_the_defaults_beneath_but_not_the_etc_files() {
+    let mut req = fixture("network_none");
+    host(&mut req).binds = Some(vec!["/h/dev:/dev".into(), "/h/etc:/etc".into()]);
+    let spec = Env::new().build(&req, Netns::New).unwrap();
+    let dests = destinations(&spec);
+    for gone in ["/dev/pts", "/dev/shm", "/dev/mqueue"] {
+        assert!(!dests.contains(&gone.to_string()), "{gone} in {dests:?}");
+    }
+    assert_eq!(
+        mount(&spec, "/dev").source().as_deref(),
+        Some(Path::new("/h/dev"))
+    );
+    let pos = |d: &str| dests.iter().position(|x| x == d).unwrap();
+    assert!(pos("/etc") < pos("/etc/hosts") && pos("/etc") < pos("/etc/resolv.conf"));
 }
