@@ -21,6 +21,7 @@ pub mod images;
 pub mod manage;
 pub mod progress;
 pub mod server;
+pub mod spec;
 pub mod system;
 pub mod version;
 
