@@ -24,6 +24,7 @@ pub mod server;
 pub mod spec;
 pub mod system;
 pub mod version;
+pub mod volumes;
 
 pub use config::Config;
 pub use server::{Daemon, run};

@@ -19,6 +19,7 @@ use crate::containers::{Registry, routes as containers};
 use crate::db::{Db, DbError};
 use crate::error::ApiError;
 use crate::events::Events;
+use crate::volumes::Volumes;
 use crate::{archives, distribution, images, manage, system, version};
 
 /// What every handler shares.
@@ -42,8 +43,11 @@ pub struct Daemon {
     pub db: Arc<Db>,
     pub containers: Registry,
     pub events: Events,
+    pub volumes: Volumes,
     /// The berth-shim binary.
     pub shim: PathBuf,
+    /// What the host's kernel and cgroups allow, for container specs.
+    pub system: crate::spec::SystemInfo,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +96,7 @@ impl Daemon {
         };
         let db = Arc::new(Db::open(&config.data_root.join("state.redb"))?);
         let registry_containers = Registry::load(db.clone())?;
+        let volumes = Volumes::load(db.clone(), config.data_root.join("volumes"))?;
         let shim = shim_binary();
         Ok(Daemon {
             registry,
@@ -99,7 +104,9 @@ impl Daemon {
             db,
             containers: registry_containers,
             events: Events::default(),
+            volumes,
             shim,
+            system: crate::spec::SystemInfo::detect(),
             config,
             store,
             driver,
@@ -197,6 +204,13 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/containers/{id}/top", get(containers::get_top))
         .route("/containers/{id}/resize", post(containers::post_resize))
         .route("/events", get(crate::events::get_events))
+        .route("/volumes", get(crate::volumes::get_list))
+        .route("/volumes/create", post(crate::volumes::post_create))
+        .route("/volumes/prune", post(crate::volumes::post_prune))
+        .route(
+            "/volumes/{name}",
+            get(crate::volumes::get_inspect).delete(crate::volumes::delete),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .with_state(daemon)

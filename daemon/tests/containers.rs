@@ -452,3 +452,148 @@ fn stdin_tty_and_start_attach() {
         assert_eq!(out, "quick\n", "no output lost to a race with --rm");
     }
 }
+
+#[test]
+fn volumes_binds_and_host_config() {
+    let (d, _) = Berthd::start(&["busybox:latest"]);
+    // A named volume keeps data across containers.
+    d.docker_ok(&["volume", "create", "data"]);
+    d.docker_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/d",
+        "busybox",
+        "sh",
+        "-c",
+        "echo kept > /d/f",
+    ]);
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "-v", "data:/d:ro", "busybox", "cat", "/d/f"]),
+        "kept\n"
+    );
+    let mp = d.docker_ok(&["volume", "inspect", "-f", "{{.Mountpoint}}", "data"]);
+    assert_eq!(
+        std::fs::read_to_string(Path::new(mp.trim()).join("f")).unwrap(),
+        "kept\n"
+    );
+    let (_, err, code) = text(&d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/d:ro",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /d/g",
+    ]));
+    assert_ne!(code, 0, "a read-only volume took a write");
+    assert!(err.contains("Read-only file system"), "{err}");
+    d.docker_ok(&[
+        "create", "--name", "user", "-v", "data:/d", "busybox", "true",
+    ]);
+    let (_, err, _) = text(&d.docker(&["volume", "rm", "data"]));
+    assert!(err.contains("volume is in use"), "{err}");
+    d.docker_ok(&["rm", "user"]);
+    d.docker_ok(&["volume", "rm", "data"]);
+    assert_eq!(d.docker_ok(&["volume", "ls", "-q"]), "");
+
+    // An anonymous volume goes with `rm -v`.
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "anon",
+        "-v",
+        "/scratch",
+        "busybox",
+        "sh",
+        "-c",
+        "echo > /scratch/x",
+    ]);
+    let vols = d.docker_ok(&["volume", "ls", "-q"]);
+    assert_eq!(vols.lines().count(), 1, "{vols}");
+    d.docker_ok(&["rm", "-v", "anon"]);
+    assert_eq!(d.docker_ok(&["volume", "ls", "-q"]), "");
+
+    // A host directory, read-only, and a read-only root with a tmpfs.
+    let host = tempfile::Builder::new()
+        .prefix("bt-bind")
+        .tempdir()
+        .unwrap();
+    std::fs::write(host.path().join("in"), "from host\n").unwrap();
+    let bind = format!("{}:/h:ro", host.path().display());
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "-v", &bind, "busybox", "cat", "/h/in"]),
+        "from host\n"
+    );
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "--tmpfs",
+        "/run",
+        "busybox",
+        "sh",
+        "-c",
+        "echo > /run/ok && echo tmpfs-ok; (echo > /nope) 2>&1; true",
+    ]);
+    let out = text(&o).0;
+    assert!(
+        out.contains("tmpfs-ok") && out.contains("Read-only file system"),
+        "{out}"
+    );
+
+    // User, capabilities, hostname, environment, workdir.
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "-u", "1000:1000", "busybox", "id", "-u"]),
+        "1000\n"
+    );
+    let caps = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--cap-drop",
+        "ALL",
+        "busybox",
+        "sh",
+        "-c",
+        "grep CapEff /proc/self/status",
+    ]);
+    assert!(caps.trim().ends_with("0000000000000000"), "{caps}");
+    assert_eq!(
+        d.docker_ok(&[
+            "run",
+            "--rm",
+            "--hostname",
+            "box1",
+            "-e",
+            "A=1",
+            "-w",
+            "/tmp",
+            "busybox",
+            "sh",
+            "-c",
+            "echo $(hostname) $A $(pwd)"
+        ]),
+        "box1 1 /tmp\n"
+    );
+    // A memory limit lands in the container's cgroup (v1 on this host).
+    let id = d.docker_ok(&[
+        "run",
+        "-d",
+        "-m",
+        "64m",
+        "--pids-limit",
+        "20",
+        "busybox",
+        "sleep",
+        "30",
+    ]);
+    let id = id.trim();
+    let mem = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/memory/berth/{id}/memory.limit_in_bytes"
+    ))
+    .or_else(|_| std::fs::read_to_string(format!("/sys/fs/cgroup/berth/{id}/memory.max")))
+    .expect("the container's memory cgroup");
+    assert_eq!(mem.trim(), "67108864");
+    d.docker_ok(&["rm", "-f", id]);
+}

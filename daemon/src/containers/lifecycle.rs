@@ -12,9 +12,10 @@ use nix::sys::signal::Signal;
 
 use super::record::{Record, State, Status, now_rfc3339};
 use super::registry::Entry;
-use super::{monitor, names, spec};
+use super::{monitor, names};
 use crate::error::{ApiError, Result};
 use crate::server::Daemon;
+use crate::spec::{self as ocispec, MountSource, Netns, SpecInput};
 
 /// Where one container's files live.
 #[derive(Debug, Clone)]
@@ -62,6 +63,17 @@ impl Paths {
     pub fn resolv_conf(&self) -> PathBuf {
         self.data.join("resolv.conf")
     }
+}
+
+/// The process's arguments: Entrypoint then Cmd.
+pub fn command(config: &ContainerConfig) -> Vec<String> {
+    let mut args = config.entrypoint.clone().unwrap_or_default();
+    args.extend(config.cmd.clone().unwrap_or_default());
+    args
+}
+
+fn spec_err(e: ocispec::SpecError) -> ApiError {
+    ApiError::InvalidParameter(e.to_string())
 }
 
 fn internal(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> ApiError {
@@ -179,7 +191,7 @@ pub fn create(d: &Daemon, name: Option<&str>, req: ContainerCreateRequest) -> Re
         .image(&config.image)
         .map_err(|e| ApiError::from_image_lookup(&config.image, e))?;
     merge_image_config(&mut config, &crate::images::image_config(&image));
-    if spec::command(&config).is_empty() {
+    if command(&config).is_empty() {
         return Err(ApiError::InvalidParameter("no command specified".into()));
     }
     let name = match name.filter(|n| !n.is_empty()) {
@@ -197,8 +209,86 @@ pub fn create(d: &Daemon, name: Option<&str>, req: ContainerCreateRequest) -> Re
         config.hostname = id[..12].to_string();
     }
     let paths = Paths::new(d, &id);
-    let mut args = spec::command(&config);
+    let mut args = command(&config);
     let path = args.remove(0);
+    let requests = ocispec::parse_mounts(&config, &host).map_err(spec_err)?;
+    // Everything the spec checks (resources, capabilities, seccomp,
+    // devices, ulimits), checked now so a bad value fails the create.
+    {
+        let dry = ContainerConfig {
+            user: String::new(),
+            ..config.clone()
+        };
+        let empty = tempfile_dir()?;
+        ocispec::build(&SpecInput {
+            id: &id,
+            config: &dry,
+            host: &host,
+            rootfs: empty.path(),
+            mounts: &[],
+            hostname_path: Path::new("/etc/hostname"),
+            hosts_path: Path::new("/etc/hosts"),
+            resolv_conf_path: Path::new("/etc/resolv.conf"),
+            netns: Netns::New,
+            cgroups_path: cgroups_path(&id),
+            init_path: None,
+            seccomp_default: true,
+            system: &d.system,
+        })
+        .map_err(spec_err)?;
+    }
+    let mut created_volumes: Vec<String> = Vec::new();
+    let mut mounts = Vec::new();
+    for m in &requests {
+        let mp = match &m.source {
+            MountSource::HostPath(p) => MountPoint {
+                kind: "bind".into(),
+                source: p.display().to_string(),
+                destination: m.destination.clone(),
+                rw: !m.read_only,
+                propagation: m.propagation.clone().unwrap_or_else(|| "rprivate".into()),
+                ..Default::default()
+            },
+            MountSource::Volume { name, .. } => {
+                let made = d.volumes.create(
+                    name.as_deref(),
+                    Default::default(),
+                    Default::default(),
+                    name.is_none(),
+                );
+                let (v, new) = match made {
+                    Ok(v) => v,
+                    Err(e) => {
+                        for n in &created_volumes {
+                            let _ = d.volumes.remove(n, &[]);
+                        }
+                        return Err(e);
+                    }
+                };
+                if new {
+                    created_volumes.push(v.name.clone());
+                    d.events.volume(&v.name, "create", "local");
+                }
+                MountPoint {
+                    kind: "volume".into(),
+                    name: v.name.clone(),
+                    source: d.volumes.data_dir(&v.name).display().to_string(),
+                    destination: m.destination.clone(),
+                    driver: "local".into(),
+                    mode: if m.read_only { "ro".into() } else { "z".into() },
+                    rw: !m.read_only,
+                    ..Default::default()
+                }
+            }
+            MountSource::Tmpfs => MountPoint {
+                kind: "tmpfs".into(),
+                destination: m.destination.clone(),
+                rw: !m.read_only,
+                ..Default::default()
+            },
+        };
+        mounts.push(mp);
+    }
     let rec = Record {
         id: id.clone(),
         name,
@@ -208,7 +298,7 @@ pub fn create(d: &Daemon, name: Option<&str>, req: ContainerCreateRequest) -> Re
         path,
         args,
         host_config: host,
-        mounts: Vec::<MountPoint>::new(),
+        mounts,
         log_path: paths.log().display().to_string(),
         hostname_path: paths.hostname().display().to_string(),
         hosts_path: paths.hosts().display().to_string(),
@@ -228,10 +318,88 @@ pub fn create(d: &Daemon, name: Option<&str>, req: ContainerCreateRequest) -> Re
     if let Err(e) = made {
         let _ = d.store.remove_container(&id);
         let _ = std::fs::remove_dir_all(&paths.data);
+        for n in &created_volumes {
+            let _ = d.volumes.remove(n, &[]);
+        }
         return Err(e);
     }
     d.events.container(&rec, "create");
     Ok(rec)
+}
+
+fn tempfile_dir() -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("berth-spec-")
+        .tempdir()
+        .map_err(|e| ApiError::Internal(format!("making a temporary directory: {e}")))
+}
+
+/// Each container's cgroup, under one berth parent.
+pub fn cgroups_path(id: &str) -> String {
+    format!("/berth/{id}")
+}
+
+/// The mounts as the spec wants them: host paths resolved, volumes at
+/// their directories (filled from the image the first time, as Docker
+/// does unless `nocopy`).
+fn resolve_mounts(d: &Daemon, rec: &Record, rootfs: &Path) -> Result<Vec<ocispec::ResolvedMount>> {
+    let requests = ocispec::parse_mounts(&rec.config, &rec.host_config).map_err(spec_err)?;
+    let mut out = Vec::new();
+    for m in &requests {
+        let dir = match &m.source {
+            MountSource::Volume { no_copy, .. } => {
+                let name = rec
+                    .mounts
+                    .iter()
+                    .find(|p| p.kind == "volume" && p.destination == m.destination)
+                    .map(|p| p.name.clone())
+                    .ok_or_else(|| {
+                        ApiError::Internal(format!("no volume recorded for {}", m.destination))
+                    })?;
+                let v = d.volumes.get(&name)?;
+                let dir = d.volumes.data_dir(&v.name);
+                if !no_copy {
+                    copy_up(&rootfs.join(m.destination.trim_start_matches('/')), &dir);
+                }
+                Some(dir)
+            }
+            MountSource::HostPath(p) => {
+                if m.create_host_path && !p.exists() {
+                    std::fs::create_dir_all(p).map_err(internal("creating", p))?;
+                }
+                if !p.exists() {
+                    return Err(ApiError::InvalidParameter(format!(
+                        "invalid mount config for type \"bind\": bind source path does not exist: {}",
+                        p.display()
+                    )));
+                }
+                None
+            }
+            MountSource::Tmpfs => None,
+        };
+        out.push(m.resolve(dir));
+    }
+    Ok(out)
+}
+
+/// Fill an empty volume with what the image has at its mount point.
+fn copy_up(from: &Path, volume: &Path) {
+    let empty = std::fs::read_dir(volume).map_or(false, |mut r| r.next().is_none());
+    if !empty || !from.is_dir() {
+        return;
+    }
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", from.display()))
+        .arg(volume)
+        .status();
+    if !matches!(status, Ok(s) if s.success()) {
+        tracing::warn!(
+            "copying {} into {}: {status:?}",
+            from.display(),
+            volume.display()
+        );
+    }
 }
 
 /// /etc/hostname, /etc/hosts and /etc/resolv.conf for the container.
@@ -310,16 +478,27 @@ pub fn start(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<()> {
         .mount_container(&rec.id, &rootfs)
         .map_err(ApiError::Store)?;
     let launched = (|| {
-        let spec = spec::build(
-            &rec.config,
-            &rec.host_config,
-            &rootfs,
-            &spec::Files {
-                hostname: &paths.hostname(),
-                hosts: &paths.hosts(),
-                resolv_conf: &paths.resolv_conf(),
+        let mounts = resolve_mounts(d, &rec, &rootfs)?;
+        let spec = ocispec::build(&SpecInput {
+            id: &rec.id,
+            config: &rec.config,
+            host: &rec.host_config,
+            rootfs: &rootfs,
+            mounts: &mounts,
+            hostname_path: &paths.hostname(),
+            hosts_path: &paths.hosts(),
+            resolv_conf_path: &paths.resolv_conf(),
+            netns: if rec.host_config.network_mode == "host" {
+                Netns::Host
+            } else {
+                Netns::New
             },
-        )?;
+            cgroups_path: cgroups_path(&rec.id),
+            init_path: None,
+            seccomp_default: true,
+            system: &d.system,
+        })
+        .map_err(spec_err)?;
         let cfg = paths.run.join("config.json");
         std::fs::write(&cfg, serde_json::to_vec_pretty(&spec).expect("spec json"))
             .map_err(internal("writing", &cfg))?;
@@ -526,7 +705,7 @@ pub async fn stop(
 
 /// `rm`: refuse a live container unless `force`, which kills it; then
 /// the snapshot, the files and the record go.
-pub async fn remove(d: &Arc<Daemon>, e: &Arc<Entry>, force: bool) -> Result<()> {
+pub async fn remove(d: &Arc<Daemon>, e: &Arc<Entry>, force: bool, volumes: bool) -> Result<()> {
     let _op = e.op.lock().await;
     let rec = e.record();
     if rec.state.status.is_live() {
@@ -547,11 +726,12 @@ pub async fn remove(d: &Arc<Daemon>, e: &Arc<Entry>, force: bool) -> Result<()> 
             )));
         }
     }
-    remove_stopped(d, e).await
+    remove_stopped(d, e, volumes).await
 }
 
-/// Remove a container that is not running. The caller holds `e.op`.
-pub async fn remove_stopped(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<()> {
+/// Remove a container that is not running, and with `volumes` its
+/// anonymous volumes. The caller holds `e.op`.
+pub async fn remove_stopped(d: &Arc<Daemon>, e: &Arc<Entry>, volumes: bool) -> Result<()> {
     d.containers
         .update(e, |r| r.state.status = Status::Removing)?;
     let d2 = d.clone();
@@ -574,6 +754,17 @@ pub async fn remove_stopped(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<()> {
     let rec = e.record();
     d.containers.remove(e)?;
     d.events.container(&rec, "destroy");
+    if volumes {
+        for m in rec.mounts.iter().filter(|m| m.kind == "volume") {
+            let anonymous = d.volumes.get(&m.name).is_ok_and(|v| v.anonymous);
+            if anonymous && crate::volumes::users(d, &m.name).is_empty() {
+                match d.volumes.remove(&m.name, &[]) {
+                    Ok(()) => d.events.volume(&m.name, "destroy", "local"),
+                    Err(err) => tracing::warn!("removing volume {}: {err}", m.name),
+                }
+            }
+        }
+    }
     Ok(())
 }
 
@@ -585,7 +776,7 @@ pub async fn after_exit(d: Arc<Daemon>, e: Arc<Entry>) {
     unmount(&paths.rootfs());
     if rec.host_config.auto_remove {
         let _op = e.op.lock().await;
-        if let Err(err) = remove_stopped(&d, &e).await {
+        if let Err(err) = remove_stopped(&d, &e, true).await {
             tracing::warn!(id = rec.id, "auto-remove: {err}");
         }
         return;

@@ -15,7 +15,6 @@ pub mod names;
 pub mod record;
 pub mod registry;
 pub mod routes;
-pub mod spec;
 
 pub use record::{Record, Status};
 pub use registry::{Entry, Registry};

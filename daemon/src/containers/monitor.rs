@@ -120,7 +120,7 @@ pub async fn restore(d: &Arc<Daemon>) {
             }
             Status::Removing => {
                 let _op = e.op.lock().await;
-                if let Err(err) = lifecycle::remove_stopped(d, &e).await {
+                if let Err(err) = lifecycle::remove_stopped(d, &e, false).await {
                     tracing::warn!(id = rec.id, "finishing removal: {err}");
                 }
             }

@@ -166,7 +166,7 @@ pub async fn post_start(State(d): State<Arc<Daemon>>, Path(id): Path<String>) ->
     if let Err(err) = blocking(move || lifecycle::start(&d2, &e2)).await {
         // `run --rm` waits for the removal even when the start failed.
         if e.record().host_config.auto_remove
-            && let Err(rm) = lifecycle::remove_stopped(&d, &e).await
+            && let Err(rm) = lifecycle::remove_stopped(&d, &e, true).await
         {
             tracing::warn!(id = e.id, "auto-remove after a failed start: {rm}");
         }
@@ -285,7 +285,7 @@ pub async fn delete(
     q: Q,
 ) -> Result<Response> {
     let e = d.containers.get(&id)?;
-    lifecycle::remove(&d, &e, flag(&q, "force")).await?;
+    lifecycle::remove(&d, &e, flag(&q, "force"), flag(&q, "v")).await?;
     Ok(no_content())
 }
 
@@ -551,7 +551,7 @@ pub async fn post_prune(
         if e.status().is_live() {
             continue;
         }
-        lifecycle::remove_stopped(&d, &e).await?;
+        lifecycle::remove_stopped(&d, &e, false).await?;
         deleted.push(r.id);
     }
     d.events
