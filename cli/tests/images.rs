@@ -4,6 +4,14 @@ mod support;
 
 use support::Daemon;
 
+/// The cells of a table line (separated by three spaces or more).
+fn cols(line: &str) -> Vec<&str> {
+    line.split("   ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
 fn short(id: &str) -> &str {
     &id["sha256:".len().."sha256:".len() + 12]
 }
@@ -16,13 +24,24 @@ fn import_list_format_tag_and_remove() {
 
     let table = d.ok(&["images"]);
     let mut lines = table.lines();
+    let header = lines.next().unwrap();
     assert_eq!(
-        lines.next().unwrap(),
-        "REPOSITORY   TAG       IMAGE ID       CREATED                  SIZE"
+        cols(header),
+        ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
+    );
+    assert!(
+        header.starts_with("REPOSITORY   TAG       IMAGE ID       CREATED   "),
+        "{table}"
     );
     let row = lines.next().unwrap();
     assert!(
         row.starts_with(&format!("busybox      latest    {}   ", short(&id))),
+        "{table}"
+    );
+    // The columns line up under their titles.
+    assert_eq!(
+        row.find("ago").unwrap() + 3 + 3,
+        header.find("SIZE").unwrap(),
         "{table}"
     );
     assert!(row.ends_with("MB"), "{table}");
@@ -79,14 +98,7 @@ fn import_list_format_tag_and_remove() {
     assert_eq!(parsed[0]["Id"], id.as_str());
 
     let hist = d.ok(&["history", "busybox"]);
-    let header: Vec<&str> = hist
-        .lines()
-        .next()
-        .unwrap()
-        .split("   ")
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .collect();
+    let header = cols(hist.lines().next().unwrap());
     assert_eq!(
         header,
         ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
