@@ -14,14 +14,15 @@ pub mod commands;
 pub mod error;
 pub mod formatter;
 pub mod jsonmessage;
+pub mod stream;
 pub mod tabwriter;
 pub mod template;
 pub mod units;
 
-use args::{Cli, Cmd, ImageCmd, SystemCmd};
+use args::{Cli, Cmd, ContainerCmd, ImageCmd, SystemCmd, VolumeCmd};
 use client::{Client, resolve_host};
 use commands::inspect::Kind;
-use commands::{images, inspect, system};
+use commands::{containers, images, inspect, system, volumes};
 pub use error::{CliError, Result};
 
 /// Run one command line.
@@ -56,5 +57,53 @@ pub async fn run(cli: Cli) -> Result<()> {
             };
             inspect::inspect(&c, &a.names, &kinds, a.format.as_deref(), a.size).await
         }
+        Cmd::Run(a) | Cmd::Container(ContainerCmd::Run(a)) => containers::run(&c, a).await,
+        Cmd::Create(a) | Cmd::Container(ContainerCmd::Create(a)) => {
+            containers::create(&c, &a.opts).await
+        }
+        Cmd::Start(a) | Cmd::Container(ContainerCmd::Start(a)) => containers::start(&c, a).await,
+        Cmd::Ps(a) | Cmd::Container(ContainerCmd::Ls(a)) => containers::ps(&c, a).await,
+        Cmd::Logs(a) | Cmd::Container(ContainerCmd::Logs(a)) => containers::logs(&c, a).await,
+        Cmd::Exec(a) | Cmd::Container(ContainerCmd::Exec(a)) => containers::exec(&c, a).await,
+        Cmd::Attach(a) | Cmd::Container(ContainerCmd::Attach(a)) => containers::attach(&c, a).await,
+        Cmd::Stop(a) | Cmd::Container(ContainerCmd::Stop(a)) => {
+            containers::stop(&c, a, "stop").await
+        }
+        Cmd::Restart(a) | Cmd::Container(ContainerCmd::Restart(a)) => {
+            containers::stop(&c, a, "restart").await
+        }
+        Cmd::Kill(a) | Cmd::Container(ContainerCmd::Kill(a)) => containers::kill(&c, a).await,
+        Cmd::Rm(a) | Cmd::Container(ContainerCmd::Rm(a)) => containers::rm(&c, a).await,
+        Cmd::Pause(a) | Cmd::Container(ContainerCmd::Pause(a)) => {
+            containers::simple(&c, a, "pause").await
+        }
+        Cmd::Unpause(a) | Cmd::Container(ContainerCmd::Unpause(a)) => {
+            containers::simple(&c, a, "unpause").await
+        }
+        Cmd::Rename(a) | Cmd::Container(ContainerCmd::Rename(a)) => containers::rename(&c, a).await,
+        Cmd::Wait(a) | Cmd::Container(ContainerCmd::Wait(a)) => containers::wait(&c, a).await,
+        Cmd::Top(a) | Cmd::Container(ContainerCmd::Top(a)) => containers::top(&c, a).await,
+        Cmd::Port(a) | Cmd::Container(ContainerCmd::Port(a)) => containers::port(&c, a).await,
+        Cmd::Diff(a) | Cmd::Container(ContainerCmd::Diff(a)) => containers::diff(&c, a).await,
+        Cmd::Export(a) | Cmd::Container(ContainerCmd::Export(a)) => containers::export(&c, a).await,
+        Cmd::Container(ContainerCmd::Inspect(a)) => {
+            inspect::inspect(
+                &c,
+                &a.names,
+                &[Kind::Container],
+                a.format.as_deref(),
+                a.size,
+            )
+            .await
+        }
+        Cmd::Container(ContainerCmd::Prune(a)) => containers::prune(&c, a).await,
+        Cmd::Volume(VolumeCmd::Create(a)) => volumes::create(&c, a).await,
+        Cmd::Volume(VolumeCmd::Ls(a)) => volumes::ls(&c, a).await,
+        Cmd::Volume(VolumeCmd::Inspect(a)) => {
+            inspect::inspect(&c, &a.names, &[Kind::Volume], a.format.as_deref(), false).await
+        }
+        Cmd::Volume(VolumeCmd::Rm(a)) => volumes::rm(&c, a).await,
+        Cmd::Volume(VolumeCmd::Prune(a)) => volumes::prune(&c, a).await,
+        Cmd::Events(a) => volumes::events(&c, a).await,
     }
 }

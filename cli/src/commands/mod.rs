@@ -1,9 +1,12 @@
 //! The commands: each reads its arguments, calls the API and prints what
 //! docker prints.
 
+pub mod containers;
+pub mod create_opts;
 pub mod images;
 pub mod inspect;
 pub mod system;
+pub mod volumes;
 
 use std::io::{IsTerminal, Write};
 
@@ -38,6 +41,25 @@ pub fn print(text: &str) -> Result<()> {
 
 pub fn eprint(text: &str) {
     let _ = std::io::stderr().write_all(text.as_bytes());
+}
+
+/// docker's prune report: the deleted names under `title`, then the space.
+pub fn prune_report(title: &str, deleted: Option<Vec<String>>, space: i64) -> String {
+    let mut out = String::new();
+    if let Some(names) = deleted.filter(|d| !d.is_empty()) {
+        out.push_str(title);
+        out.push('\n');
+        for n in names {
+            out.push_str(&n);
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "Total reclaimed space: {}\n",
+        crate::units::human_size(space as f64)
+    ));
+    out
 }
 
 /// docker's prune prompt: `Are you sure you want to continue? [y/N] `.
