@@ -384,7 +384,7 @@ fn resolve_mounts(d: &Daemon, rec: &Record, rootfs: &Path) -> Result<Vec<ocispec
 
 /// Fill an empty volume with what the image has at its mount point.
 fn copy_up(from: &Path, volume: &Path) {
-    let empty = std::fs::read_dir(volume).map_or(false, |mut r| r.next().is_none());
+    let empty = std::fs::read_dir(volume).is_ok_and(|mut r| r.next().is_none());
     if !empty || !from.is_dir() {
         return;
     }

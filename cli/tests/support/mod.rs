@@ -1,0 +1,192 @@
+//! A berthd of its own for each test (temp data root, its own socket),
+//! and the `berth` binary pointed at it.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+
+/// berthd: `$BERTHD`, else beside `berth` in the target directory.
+pub fn berthd_path() -> PathBuf {
+    let p = std::env::var_os("BERTHD")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(BERTH).with_file_name("berthd"));
+    assert!(
+        p.exists(),
+        "{} is missing: these tests drive a real berthd; build it first \
+         (`cargo build -p berth-daemon`, or run `cargo test --workspace`) or set BERTHD",
+        p.display()
+    );
+    p
+}
+
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the berth CLI's integration tests start berthd, whose image store unpacks layers: run as root"
+    );
+}
+
+/// A running berthd, stopped (SIGTERM, then SIGKILL) by its pid on drop.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+    pub socket: PathBuf,
+    pub data_root: PathBuf,
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        Daemon::start_with(&[])
+    }
+
+    /// [`Daemon::start`] with more berthd flags.
+    pub fn start_with(extra: &[&str]) -> Daemon {
+        require_root();
+        let berthd = berthd_path();
+        let dir = tempfile::Builder::new().prefix("bt-cli").tempdir().unwrap();
+        let socket = dir.path().join("berth.sock");
+        let data_root = dir.path().join("data");
+        let config = dir.path().join("daemon.json");
+        std::fs::write(&config, "{}\n").unwrap();
+        let child = Command::new(berthd)
+            .arg("--data-root")
+            .arg(&data_root)
+            .arg("--exec-root")
+            .arg(dir.path().join("exec"))
+            .arg("-H")
+            .arg(format!("unix://{}", socket.display()))
+            .arg("--config-file")
+            .arg(&config)
+            .args(extra)
+            .stderr(std::fs::File::create(dir.path().join("berthd.log")).unwrap())
+            .spawn()
+            .expect("spawn berthd");
+        let mut d = Daemon {
+            dir,
+            child: Some(child),
+            socket,
+            data_root,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(Ok(Some(st))) = d.child.as_mut().map(|c| c.try_wait()) {
+                panic!("berthd exited ({st}); log:\n{}", d.log());
+            }
+            if std::os::unix::net::UnixStream::connect(&d.socket).is_ok() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "berthd did not come up; log:\n{}",
+                d.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        d
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("berthd.log")).unwrap_or_default()
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// `berth -H <ours> args`, stdin from `input`.
+    pub fn berth_with(&self, args: &[&str], input: Option<&[u8]>) -> Output {
+        let mut cmd = Command::new(BERTH);
+        cmd.env_remove("DOCKER_HOST")
+            .env_remove("BERTH_HOST")
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .env("TZ", "UTC")
+            .arg("-H")
+            .arg(self.host())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            });
+        let mut child = cmd.spawn().expect("run berth");
+        if let Some(data) = input {
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(data).unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    pub fn berth(&self, args: &[&str]) -> Output {
+        self.berth_with(args, None)
+    }
+
+    /// `berth args` that must succeed: its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.berth(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed ({}): {}\nberthd log:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// A busybox rootfs tarball (the static binary and a few links),
+    /// imported as `name`; returns the image id.
+    pub fn import_busybox(&self, name: &str) -> String {
+        let tar = busybox_tar(self.dir.path());
+        let out = self.ok(&["import", tar.to_str().unwrap(), name]);
+        out.trim().to_string()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// `<dir>/busybox.tar`, made with tar(1) from a tree of links.
+pub fn busybox_tar(dir: &Path) -> PathBuf {
+    let root = dir.join("bb-root");
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(root.join("tmp")).unwrap();
+    std::fs::copy("/bin/busybox", bin.join("busybox"))
+        .expect("/bin/busybox: install busybox-static");
+    for l in ["sh", "ls", "cat", "echo", "true", "sleep", "id"] {
+        let _ = std::os::unix::fs::symlink("busybox", bin.join(l));
+    }
+    let tar = dir.join("busybox.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .expect("run tar(1): install tar");
+    assert!(st.success(), "tar failed");
+    tar
+}
