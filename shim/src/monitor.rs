@@ -344,6 +344,14 @@ impl<'a> Shim<'a> {
         self.reap();
         loop {
             self.advance()?;
+            // Clients told of the end with nothing left to send go now,
+            // not after another poll's timeout.
+            for c in &mut self.conns {
+                if c.closing && c.unsent() == 0 {
+                    c.dead = true;
+                }
+            }
+            self.conns.retain(|c| !c.dead);
             if let Some(at) = self.finished
                 && (self.conns.is_empty() || at.elapsed() > LINGER)
             {

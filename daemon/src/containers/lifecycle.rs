@@ -753,6 +753,7 @@ pub async fn remove_stopped(d: &Arc<Daemon>, e: &Arc<Entry>, volumes: bool) -> R
     .await?;
     let rec = e.record();
     d.containers.remove(e)?;
+    tracing::debug!(id = e.id, "removed");
     d.events.container(&rec, "destroy");
     if volumes {
         for m in rec.mounts.iter().filter(|m| m.kind == "volume") {

@@ -53,6 +53,7 @@ pub fn is_shim(pid: i32) -> bool {
 pub fn follow(d: Arc<Daemon>, e: Arc<Entry>, shim_pid: i32) {
     tokio::spawn(async move {
         process_gone(shim_pid).await;
+        tracing::debug!(id = e.id, shim = shim_pid, "shim gone");
         ended(&d, &e).await;
         lifecycle::after_exit(d, e).await;
     });
@@ -93,6 +94,7 @@ pub async fn ended(d: &Arc<Daemon>, e: &Arc<Entry>) {
         tracing::error!(id = e.id, "recording the exit: {err}");
     }
     let rec = e.record();
+    tracing::debug!(id = e.id, code, "exit recorded");
     d.events
         .container_with(&rec, "die", [("exitCode", code.to_string())]);
 }
