@@ -203,6 +203,10 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/containers/{id}/unpause", post(containers::post_unpause))
         .route("/containers/{id}/top", get(containers::get_top))
         .route("/containers/{id}/resize", post(containers::post_resize))
+        .route(
+            "/containers/{id}/stats",
+            get(crate::containers::stats::get_stats),
+        )
         .route("/events", get(crate::events::get_events))
         .route("/volumes", get(crate::volumes::get_list))
         .route("/volumes/create", post(crate::volumes::post_create))

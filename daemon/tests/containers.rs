@@ -597,3 +597,34 @@ fn volumes_binds_and_host_config() {
     assert_eq!(mem.trim(), "67108864");
     d.docker_ok(&["rm", "-f", id]);
 }
+
+#[test]
+fn stats_come_from_the_cgroup() {
+    let (d, _) = Berthd::start(&["busybox:latest"]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "st",
+        "-m",
+        "64m",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do :; done",
+    ]);
+    let out = d.docker_ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.CPUPerc}} {{.MemUsage}} {{.PIDs}}",
+        "st",
+    ]);
+    let f: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(f[0], "st", "{out}");
+    let cpu: f64 = f[1].trim_end_matches('%').parse().unwrap();
+    assert!(cpu > 20.0, "a busy loop shows CPU use: {out}");
+    assert!(out.contains("/ 64MiB"), "the limit shows: {out}");
+    assert_eq!(f.last().copied(), Some("1"), "{out}");
+    d.docker_ok(&["rm", "-f", "st"]);
+}

@@ -15,6 +15,7 @@ pub mod names;
 pub mod record;
 pub mod registry;
 pub mod routes;
+pub mod stats;
 
 pub use record::{Record, Status};
 pub use registry::{Entry, Registry};
