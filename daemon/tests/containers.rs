@@ -628,3 +628,68 @@ fn stats_come_from_the_cgroup() {
     assert_eq!(f.last().copied(), Some("1"), "{out}");
     d.docker_ok(&["rm", "-f", "st"]);
 }
+
+#[test]
+fn json_file_logs_rotate() {
+    let (d, _) = Berthd::start(&["busybox:latest"]);
+    // 300 lines of ~60 bytes of JSON each, 2 KiB files, 3 kept.
+    let id = d.docker_ok(&[
+        "run",
+        "-d",
+        "--log-opt",
+        "max-size=2k",
+        "--log-opt",
+        "max-file=3",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 300 ]; do echo line $i; i=$((i+1)); done",
+    ]);
+    let id = id.trim();
+    assert_eq!(d.docker_ok(&["wait", id]).trim(), "0");
+    let log = d
+        .data_root
+        .join("containers")
+        .join(id)
+        .join(format!("{id}-json.log"));
+    let rotated: Vec<_> = (1..=3)
+        .map(|n| log.with_file_name(format!("{id}-json.log.{n}")))
+        .filter(|p| p.exists())
+        .collect();
+    assert_eq!(
+        rotated.len(),
+        2,
+        "max-file=3 keeps the log and two rotated files"
+    );
+    for f in rotated.iter().chain([&log]) {
+        assert!(std::fs::metadata(f).unwrap().len() <= 2048);
+    }
+    // `logs` reads across the files: the newest lines, in order, ending
+    // with the last one.
+    let out = d.docker_ok(&["logs", id]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.len() > 40 && lines.len() < 300, "{}", lines.len());
+    let first: usize = lines[0].strip_prefix("line ").unwrap().parse().unwrap();
+    for (k, l) in lines.iter().enumerate() {
+        assert_eq!(*l, format!("line {}", first + k));
+    }
+    assert_eq!(lines.last(), Some(&"line 299"));
+    assert_eq!(
+        d.docker_ok(&["logs", "--tail", "2", id]),
+        "line 298\nline 299\n"
+    );
+    // Bad options are refused at create; `none` keeps no log.
+    let (_, err, _) = text(&d.docker(&["create", "--log-opt", "max-size=lots", "busybox", "true"]));
+    assert!(err.contains("invalid value for max-size"), "{err}");
+    let id = d.docker_ok(&[
+        "run",
+        "-d",
+        "--log-driver",
+        "none",
+        "busybox",
+        "echo",
+        "gone",
+    ]);
+    let (_, err, _) = text(&d.docker(&["logs", id.trim()]));
+    assert!(err.contains("does not support reading"), "{err}");
+}

@@ -40,6 +40,11 @@ struct Entry<'a> {
 pub struct JsonLog {
     path: PathBuf,
     file: std::fs::File,
+    /// Rotation: the size a file may reach, and how many files (the
+    /// current one included) are kept, as Docker's `max-size` and
+    /// `max-file`.
+    rotate: Option<(u64, u32)>,
+    size: u64,
     /// Per stream: bytes of a line not yet ended.
     partial: [Vec<u8>; 2],
 }
@@ -53,11 +58,47 @@ impl JsonLog {
             .mode(0o640)
             .open(path)
             .map_err(io("opening the container log", path))?;
+        let size = file.metadata().map_or(0, |m| m.len());
         Ok(JsonLog {
             path: path.to_path_buf(),
             file,
+            rotate: None,
+            size,
             partial: Default::default(),
         })
+    }
+
+    /// Rotate once a file would grow past `max_size`, keeping `max_files`
+    /// files: `<log>`, `<log>.1`, ... (older last).
+    pub fn with_rotation(mut self, max_size: u64, max_files: u32) -> JsonLog {
+        self.rotate = Some((max_size.max(1), max_files.max(1)));
+        self
+    }
+
+    fn rotated(&self, n: u32) -> PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push(format!(".{n}"));
+        PathBuf::from(p)
+    }
+
+    fn rotate(&mut self, max_files: u32) -> Result<()> {
+        for n in (1..max_files.saturating_sub(1)).rev() {
+            let _ = std::fs::rename(self.rotated(n), self.rotated(n + 1));
+        }
+        if max_files > 1 {
+            std::fs::rename(&self.path, self.rotated(1))
+                .map_err(io("rotating the container log", &self.path))?;
+        } else {
+            let _ = std::fs::remove_file(&self.path);
+        }
+        self.file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o640)
+            .open(&self.path)
+            .map_err(io("opening the container log", &self.path))?;
+        self.size = 0;
+        Ok(())
     }
 
     /// Add output of `stream`: every completed line becomes an entry.
@@ -103,9 +144,17 @@ impl JsonLog {
         })
         .expect("json of strings");
         line.push(b'\n');
+        if let Some((max_size, max_files)) = self.rotate
+            && self.size > 0
+            && self.size + line.len() as u64 > max_size
+        {
+            self.rotate(max_files)?;
+        }
         self.file
             .write_all(&line)
-            .map_err(io("writing the container log", &self.path))
+            .map_err(io("writing the container log", &self.path))?;
+        self.size += line.len() as u64;
+        Ok(())
     }
 }
 
@@ -149,6 +198,36 @@ mod tests {
         let t = e[0]["time"].as_str().unwrap();
         assert!(t.ends_with('Z') && t.contains('T'), "{t}");
         humantime::parse_rfc3339(t).unwrap();
+    }
+
+    #[test]
+    fn rotates_by_size_keeping_max_files() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("l.json");
+        let mut log = JsonLog::open(&p).unwrap().with_rotation(200, 3);
+        for i in 0..20 {
+            log.write(Stream::Stdout, format!("line {i}\n").as_bytes())
+                .unwrap();
+        }
+        let all: Vec<String> = [
+            p.with_extension("json.2"),
+            p.with_extension("json.1"),
+            p.clone(),
+        ]
+        .iter()
+        .flat_map(|f| entries(f))
+        .map(|v| v["log"].as_str().unwrap().to_string())
+        .collect();
+        assert!(!p.with_extension("json.3").exists());
+        for f in [p.with_extension("json.1"), p.clone()] {
+            assert!(std::fs::metadata(&f).unwrap().len() <= 200);
+        }
+        // The newest lines are kept, in order.
+        let n = all.len();
+        assert!(n < 20 && n > 3, "{n}");
+        for (k, l) in all.iter().enumerate() {
+            assert_eq!(l, &format!("line {}\n", 20 - n + k));
+        }
     }
 
     #[test]

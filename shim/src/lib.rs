@@ -103,6 +103,11 @@ pub struct Config {
     /// The json-file log; `<state_dir>/<id>-json.log` by default for a
     /// container, none for an exec.
     pub log: Option<PathBuf>,
+    /// No log at all (Docker's `none` log driver).
+    pub no_log: bool,
+    /// Rotate the log at this size, keeping `log_max_files` files.
+    pub log_max_size: Option<u64>,
+    pub log_max_files: u32,
     /// The socket; `<state_dir>/shim.sock` by default.
     pub socket: Option<PathBuf>,
     pub stdin: bool,
@@ -113,6 +118,9 @@ pub struct Config {
 
 impl Config {
     pub fn log_path(&self) -> Option<PathBuf> {
+        if self.no_log {
+            return None;
+        }
         match (&self.log, &self.launch) {
             (Some(p), _) => Some(p.clone()),
             (None, Launch::Create { .. }) => {
@@ -143,6 +151,9 @@ mod tests {
             state_dir: "/s".into(),
             runtime_root: "/r".into(),
             log: None,
+            no_log: false,
+            log_max_size: None,
+            log_max_files: 1,
             socket: None,
             stdin: false,
             stdin_once: false,

@@ -171,7 +171,13 @@ impl<'a> Shim<'a> {
         let sock_path = cfg.socket_path();
         let listener = listen(&sock_path)?;
         let log = match cfg.log_path() {
-            Some(p) => Some(JsonLog::open(&p)?),
+            Some(p) => {
+                let log = JsonLog::open(&p)?;
+                Some(match cfg.log_max_size {
+                    Some(size) => log.with_rotation(size, cfg.log_max_files),
+                    None => log,
+                })
+            }
             None => None,
         };
         Ok(Shim {

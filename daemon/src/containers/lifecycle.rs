@@ -131,8 +131,69 @@ pub fn merge_image_config(c: &mut ContainerConfig, image: &berth_api::ImageConfi
     c.labels = Some(labels);
 }
 
+/// `10m`, `1g`, `512k`, `100` (bytes), as Docker's max-size takes them.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mul) = match t.chars().last()? {
+        'k' => (&t[..t.len() - 1], 1u64 << 10),
+        'm' => (&t[..t.len() - 1], 1 << 20),
+        'g' => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: f64 = num.trim().parse().ok()?;
+    (n > 0.0).then(|| (n * mul as f64) as u64)
+}
+
+/// The log driver's settings: (max size, max files), or None for `none`.
+pub fn log_settings(h: &HostConfig) -> Result<Option<(Option<u64>, u32)>> {
+    let lc = &h.log_config;
+    match lc.kind.as_str() {
+        "" | "json-file" => {}
+        "none" => return Ok(None),
+        other => {
+            return Err(ApiError::InvalidParameter(format!(
+                "logging driver \"{other}\" is not supported (berth has json-file and none)"
+            )));
+        }
+    }
+    let mut size = None;
+    let mut files = 1;
+    for (k, v) in &lc.config {
+        match k.as_str() {
+            "max-size" if v == "-1" => {}
+            "max-size" => {
+                size = Some(parse_size(v).ok_or_else(|| {
+                    ApiError::InvalidParameter(format!("invalid value for max-size: {v}"))
+                })?);
+            }
+            "max-file" => {
+                files = v.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                    ApiError::InvalidParameter(format!(
+                        "max-file must be a positive number, not {v}"
+                    ))
+                })?;
+            }
+            // Accepted as dockerd accepts them; they change no output.
+            "compress" | "labels" | "labels-regex" | "env" | "env-regex" | "tag" => {}
+            other => {
+                return Err(ApiError::InvalidParameter(format!(
+                    "unknown log opt '{other}' for json-file log driver"
+                )));
+            }
+        }
+    }
+    if files > 1 && size.is_none() {
+        return Err(ApiError::InvalidParameter(
+            "max-file cannot be set without max-size".into(),
+        ));
+    }
+    Ok(Some((size, files)))
+}
+
 /// Checks dockerd makes before it creates anything.
 fn validate_host(h: &HostConfig) -> Result<()> {
+    log_settings(h)?;
     if h.memory != 0 && h.memory < 6 * 1024 * 1024 {
         return Err(ApiError::InvalidParameter(
             "Minimum memory limit allowed is 6MB".into(),
@@ -512,11 +573,23 @@ pub fn start(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<()> {
             .arg(&shim_dir)
             .arg("--runtime-root")
             .arg(runtime(d).root)
-            .arg("--log")
-            .arg(paths.log())
             .arg("--socket")
             .arg(paths.socket())
             .arg("--no-start");
+        match log_settings(&rec.host_config)? {
+            None => {
+                cmd.arg("--no-log");
+            }
+            Some((size, files)) => {
+                cmd.arg("--log").arg(paths.log());
+                if let Some(size) = size {
+                    cmd.arg("--log-max-size")
+                        .arg(size.to_string())
+                        .arg("--log-max-files")
+                        .arg(files.to_string());
+                }
+            }
+        }
         if rec.config.open_stdin {
             cmd.arg("--stdin");
             if rec.config.stdin_once {
@@ -855,6 +928,30 @@ mod tests {
             c.cmd, None,
             "an entrypoint without cmd drops the image's cmd"
         );
+    }
+
+    #[test]
+    fn log_options() {
+        assert_eq!(parse_size("10m"), Some(10 << 20));
+        assert_eq!(parse_size("1k"), Some(1024));
+        assert_eq!(parse_size("2KB"), Some(2048));
+        assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(parse_size("x"), None);
+        let mut h = HostConfig::default();
+        h.log_config.config.insert("max-size".into(), "1k".into());
+        h.log_config.config.insert("max-file".into(), "3".into());
+        assert_eq!(log_settings(&h).unwrap(), Some((Some(1024), 3)));
+        h.log_config.config.insert("bogus".into(), "1".into());
+        assert!(
+            log_settings(&h)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown log opt 'bogus'")
+        );
+        h.log_config.kind = "none".into();
+        assert_eq!(log_settings(&h).unwrap(), None);
+        h.log_config.kind = "syslog".into();
+        assert!(log_settings(&h).is_err());
     }
 
     #[test]

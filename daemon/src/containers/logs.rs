@@ -2,8 +2,10 @@
 //! entries picked by stream, time and tail, optionally followed while the
 //! container runs, framed as the Engine API frames them.
 
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
-use std::path::PathBuf;
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -25,13 +27,6 @@ pub struct Options {
     pub timestamps: bool,
     /// Raw bytes (a tty container) instead of 8-byte-header frames.
     pub raw: bool,
-    /// Begin at this byte offset: the log's length when an attach without
-    /// `logs` came, so it sees what comes after and nothing before.
-    pub start_at: Option<u64>,
-    /// Follow until the exit after this many exits (attach, which may
-    /// come before the start), rather than until the container is not
-    /// running (logs).
-    pub until_exit: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -86,9 +81,27 @@ impl Options {
     }
 }
 
-/// Stream the log at `path` into a channel, from a blocking thread. With
-/// `follow` it keeps reading until `live` says the container stopped and
-/// the rest is read.
+/// The rotated files of the log at `path`, oldest first (`<log>.2`,
+/// `<log>.1`), then `path` itself.
+fn files(path: &Path) -> Vec<PathBuf> {
+    let mut rotated = Vec::new();
+    for n in 1.. {
+        let mut p = path.as_os_str().to_owned();
+        p.push(format!(".{n}"));
+        let p = PathBuf::from(p);
+        if !p.exists() {
+            break;
+        }
+        rotated.push(p);
+    }
+    rotated.reverse();
+    rotated.push(path.to_path_buf());
+    rotated
+}
+
+/// Stream the log at `path` (and its rotated files) into a channel, from
+/// a blocking thread. With `follow` it keeps reading until `live` says
+/// the container stopped and the rest is read, across rotations.
 pub fn spawn_reader(
     path: PathBuf,
     opts: Options,
@@ -96,75 +109,73 @@ pub fn spawn_reader(
 ) -> mpsc::Receiver<Bytes> {
     let (tx, rx) = mpsc::channel(64);
     tokio::task::spawn_blocking(move || {
-        let file = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && opts.follow => {
+        let send = |b: Bytes| tx.blocking_send(b).is_ok();
+        let mut keep = opts.tail.map(|n| (n, VecDeque::with_capacity(n.min(4096))));
+        let mut line = Vec::new();
+        let all = files(&path);
+        let (older, current) = all.split_at(all.len() - 1);
+        for f in older {
+            let Ok(file) = std::fs::File::open(f) else {
+                continue;
+            };
+            let mut r = BufReader::new(file);
+            while matches!(r.read_until(b'\n', &mut line), Ok(k) if k > 0) {
+                if let Some(b) = opts.render(&line)
+                    && !emit(&mut keep, b, &send)
+                {
+                    return;
+                }
+                line.clear();
+            }
+            line.clear();
+        }
+        let file = loop {
+            match std::fs::File::open(&current[0]) {
+                Ok(f) => break f,
                 // Not started yet: the shim makes the log; wait for it.
-                loop {
-                    if let Ok(f) = std::fs::File::open(&path) {
-                        break f;
-                    }
+                Err(_) if opts.follow => {
                     let p = *live.borrow_and_update();
                     if p.removed || tx.is_closed() {
                         return;
                     }
                     std::thread::sleep(Duration::from_millis(50));
                 }
+                Err(_) => return,
             }
-            Err(_) => return,
         };
         let mut r = BufReader::new(file);
-        if let Some(at) = opts.start_at {
-            let _ = r.seek(SeekFrom::Start(at));
-        } else if let Some(n) = opts.tail {
-            let mut keep = std::collections::VecDeque::with_capacity(n.min(4096));
-            let mut line = Vec::new();
-            while matches!(r.read_until(b'\n', &mut line), Ok(k) if k > 0) {
-                if !line.ends_with(b"\n") {
-                    // A half-written last line: leave it for follow.
-                    let back = line.len() as i64;
-                    let _ = r.seek_relative(-back);
-                    break;
-                }
-                if let Some(b) = opts.render(&line) {
-                    if keep.len() == n {
-                        keep.pop_front();
-                    }
-                    if n > 0 {
-                        keep.push_back(b);
-                    }
-                }
-                line.clear();
-            }
-            for b in keep {
-                if tx.blocking_send(b).is_err() {
-                    return;
-                }
-            }
-        }
-        let mut line = Vec::new();
         loop {
             let n = r.read_until(b'\n', &mut line).unwrap_or(0);
             if n > 0 && line.ends_with(b"\n") {
                 if let Some(b) = opts.render(&line)
-                    && tx.blocking_send(b).is_err()
+                    && !emit(&mut keep, b, &send)
                 {
                     return;
                 }
                 line.clear();
                 continue;
             }
+            // At the end of what is there: the tail is complete.
+            if let Some((_, k)) = keep.take() {
+                for b in k {
+                    if !send(b) {
+                        return;
+                    }
+                }
+            }
             if !opts.follow || tx.is_closed() {
                 return;
             }
-            // At the end: done once the container stopped and nothing
-            // more came after that.
+            // Rotated under us: go on in the new file.
+            let ino = |m: std::io::Result<std::fs::Metadata>| m.ok().map(|m| m.ino());
+            if ino(std::fs::metadata(&path)) != ino(r.get_ref().metadata())
+                && let Ok(f) = std::fs::File::open(&path)
+            {
+                r = BufReader::new(f);
+                continue;
+            }
             let p = *live.borrow_and_update();
-            let done = match opts.until_exit {
-                Some(n) => p.exits > n,
-                None => !p.status.is_live(),
-            };
-            if done || p.removed {
+            if !p.status.is_live() || p.removed {
                 let n = r.read_until(b'\n', &mut line).unwrap_or(0);
                 if n == 0 || !line.ends_with(b"\n") {
                     return;
@@ -175,6 +186,26 @@ pub fn spawn_reader(
         }
     });
     rx
+}
+
+/// Send `b`, or hold it among the last N when a tail is asked for.
+fn emit(
+    keep: &mut Option<(usize, VecDeque<Bytes>)>,
+    b: Bytes,
+    send: &impl Fn(Bytes) -> bool,
+) -> bool {
+    match keep {
+        Some((n, k)) => {
+            if *n > 0 {
+                if k.len() == *n {
+                    k.pop_front();
+                }
+                k.push_back(b);
+            }
+            true
+        }
+        None => send(b),
+    }
 }
 
 #[cfg(test)]

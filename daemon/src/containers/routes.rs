@@ -311,6 +311,11 @@ pub async fn get_logs(
 ) -> Result<Response> {
     let e = d.containers.get(&id)?;
     let rec = e.record();
+    if rec.host_config.log_config.kind == "none" {
+        return Err(ApiError::InvalidParameter(
+            "configured logging driver does not support reading".into(),
+        ));
+    }
     let (stdout, stderr) = (flag(&q, "stdout"), flag(&q, "stderr"));
     if !stdout && !stderr {
         return Err(ApiError::InvalidParameter(
@@ -334,8 +339,6 @@ pub async fn get_logs(
         until: time_param(&q, "until")?,
         timestamps: flag(&q, "timestamps"),
         raw: rec.config.tty,
-        start_at: None,
-        until_exit: None,
     };
     let rx = logs::spawn_reader(rec.log_path.clone().into(), opts, e.watch());
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {

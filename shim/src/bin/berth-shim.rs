@@ -30,6 +30,15 @@ struct Cli {
     /// The json-file log (default <state-dir>/<id>-json.log; none for --exec).
     #[arg(long)]
     log: Option<PathBuf>,
+    /// Write no log (Docker's `none` log driver).
+    #[arg(long, conflicts_with = "log")]
+    no_log: bool,
+    /// Rotate the log once it would grow past this many bytes.
+    #[arg(long)]
+    log_max_size: Option<u64>,
+    /// How many log files rotation keeps, the current one included.
+    #[arg(long, default_value_t = 1, requires = "log_max_size")]
+    log_max_files: u32,
     /// The attach and control socket (default <state-dir>/shim.sock).
     #[arg(long)]
     socket: Option<PathBuf>,
@@ -79,6 +88,9 @@ fn shim(cli: Cli) -> Result<()> {
         state_dir: absolute(cli.state_dir)?,
         runtime_root: absolute(cli.runtime_root)?,
         log: cli.log.map(absolute).transpose()?,
+        no_log: cli.no_log,
+        log_max_size: cli.log_max_size,
+        log_max_files: cli.log_max_files,
         socket: cli.socket.map(absolute).transpose()?,
         stdin: cli.stdin,
         stdin_once: cli.stdin_once,
