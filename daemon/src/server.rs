@@ -15,7 +15,7 @@ use tokio::net::UnixListener;
 use tower::Layer;
 
 use crate::config::Config;
-use crate::containers::{Registry, routes as containers};
+use crate::containers::{Registry, exec, routes as containers};
 use crate::db::{Db, DbError};
 use crate::error::ApiError;
 use crate::events::Events;
@@ -44,6 +44,8 @@ pub struct Daemon {
     pub events: Events,
     /// The berth-shim binary.
     pub shim: PathBuf,
+    /// `docker exec` processes, in memory only.
+    pub execs: crate::containers::exec::Execs,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +102,7 @@ impl Daemon {
             containers: registry_containers,
             events: Events::default(),
             shim,
+            execs: Default::default(),
             config,
             store,
             driver,
@@ -196,6 +199,10 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/containers/{id}/unpause", post(containers::post_unpause))
         .route("/containers/{id}/top", get(containers::get_top))
         .route("/containers/{id}/resize", post(containers::post_resize))
+        .route("/containers/{id}/exec", post(exec::post_create))
+        .route("/exec/{id}/start", post(exec::post_start))
+        .route("/exec/{id}/resize", post(exec::post_resize))
+        .route("/exec/{id}/json", get(exec::get_inspect))
         .route("/events", get(crate::events::get_events))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
