@@ -15,7 +15,7 @@ use tokio::net::UnixListener;
 use tower::Layer;
 
 use crate::config::Config;
-use crate::containers::{Registry, routes as containers};
+use crate::containers::{Registry, exec, routes as containers};
 use crate::db::{Db, DbError};
 use crate::error::ApiError;
 use crate::events::Events;
@@ -48,6 +48,8 @@ pub struct Daemon {
     pub shim: PathBuf,
     /// What the host's kernel and cgroups allow, for container specs.
     pub system: crate::spec::SystemInfo,
+    /// `docker exec` processes, in memory only.
+    pub execs: crate::containers::exec::Execs,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +109,7 @@ impl Daemon {
             volumes,
             shim,
             system: crate::spec::SystemInfo::detect(),
+            execs: Default::default(),
             config,
             store,
             driver,
@@ -207,6 +210,10 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
             "/containers/{id}/stats",
             get(crate::containers::stats::get_stats),
         )
+        .route("/containers/{id}/exec", post(exec::post_create))
+        .route("/exec/{id}/start", post(exec::post_start))
+        .route("/exec/{id}/resize", post(exec::post_resize))
+        .route("/exec/{id}/json", get(exec::get_inspect))
         .route("/events", get(crate::events::get_events))
         .route("/volumes", get(crate::volumes::get_list))
         .route("/volumes/create", post(crate::volumes::post_create))

@@ -142,7 +142,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
         _ => (t, 1),
     };
     let n: f64 = num.trim().parse().ok()?;
-    (n > 0.0).then(|| (n * mul as f64) as u64)
+    (n > 0.0).then_some((n * mul as f64) as u64)
 }
 
 /// The log driver's settings: (max size, max files), or None for `none`.

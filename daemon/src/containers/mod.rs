@@ -8,6 +8,7 @@
 //! log, and `routes` holds the HTTP handlers.
 
 pub mod attach;
+pub mod exec;
 pub mod lifecycle;
 pub mod logs;
 pub mod monitor;

@@ -146,7 +146,7 @@ pub async fn get_list(State(d): State<Arc<Daemon>>, q: Q) -> Result<Json<Vec<Con
 
 pub async fn get_inspect(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Result<Response> {
     let e = d.containers.get(&id)?;
-    Ok(Json(e.record().inspect(&d.driver, Vec::new())).into_response())
+    Ok(Json(e.record().inspect(&d.driver, d.execs.of_container(&e.id))).into_response())
 }
 
 pub async fn post_start(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Result<Response> {

@@ -353,6 +353,80 @@ impl Berthd {
     }
 }
 
+impl Berthd {
+    /// Pids of the exec shims (`<exec-root>/x/<exec id>/shim.pid`) alive.
+    pub fn exec_shim_pids(&self) -> Vec<i32> {
+        let exec_root = self.pidfile.parent().unwrap();
+        std::fs::read_dir(exec_root.join("x"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path().join("shim.pid")).ok())
+            .filter_map(|p| p.trim().parse::<i32>().ok())
+            .filter(|pid| Path::new(&format!("/proc/{pid}")).exists())
+            .collect()
+    }
+
+    /// `docker events` from `since` to `until` (epoch seconds) through
+    /// `filter`, each event as `format` puts it.
+    pub fn events(&self, since: u64, until: u64, filter: &str, format: &str) -> String {
+        let (since, until) = (since.to_string(), until.to_string());
+        self.docker_ok(&[
+            "events", "--since", &since, "--until", &until, "--filter", filter, "--format", format,
+        ])
+    }
+
+    /// curl a JSON `body` to `path` with `method`; (status, body).
+    pub fn send_json(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        let url = format!("http://d{path}");
+        let out = self.curl(&[
+            "-w",
+            "\n%{http_code}",
+            "-X",
+            method,
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            body,
+            &url,
+        ]);
+        let all = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = all.rsplit_once('\n').unwrap_or(("", &all));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+}
+
+/// stdout, stderr and the exit code (-1: killed by a signal).
+pub fn text(o: &Output) -> (String, String, i32) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+        o.status.code().unwrap_or(-1),
+    )
+}
+
+/// Seconds since the epoch, for `events --since/--until`.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs()
+}
+
+/// Poll `f` every 100 ms until it is true or `limit` passes.
+pub fn poll_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 impl Drop for Berthd {
     fn drop(&mut self) {
         self.stop();
