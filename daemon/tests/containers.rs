@@ -693,3 +693,72 @@ fn json_file_logs_rotate() {
     let (_, err, _) = text(&d.docker(&["logs", id.trim()]));
     assert!(err.contains("does not support reading"), "{err}");
 }
+
+#[test]
+fn healthchecks_go_healthy_then_unhealthy() {
+    let (d, _) = Berthd::start(&["busybox:latest"]);
+    // Healthy while /tmp/ok exists; the container removes it after 3 s.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hc",
+        "--health-cmd",
+        "cat /tmp/ok",
+        "--health-interval",
+        "300ms",
+        "--health-retries",
+        "2",
+        "--health-timeout",
+        "2s",
+        "busybox",
+        "sh",
+        "-c",
+        "echo fine > /tmp/ok; sleep 3; rm /tmp/ok; sleep 100",
+    ]);
+    assert_eq!(inspect(&d, "hc", "{{.State.Health.Status}}"), "starting");
+    assert!(
+        eventually(Duration::from_secs(3), || inspect(
+            &d,
+            "hc",
+            "{{.State.Health.Status}}"
+        ) == "healthy"),
+        "{}",
+        inspect(&d, "hc", "{{json .State.Health}}")
+    );
+    let out = inspect(&d, "hc", "{{(index .State.Health.Log 0).Output}}");
+    assert_eq!(out, "fine");
+    let ps = d.docker_ok(&["ps", "--format", "{{.Status}}"]);
+    assert!(ps.contains("(healthy)"), "{ps}");
+    assert!(eventually(Duration::from_secs(10), || {
+        inspect(
+            &d,
+            "hc",
+            "{{.State.Health.Status}} {{.State.Health.FailingStreak}}",
+        )
+        .starts_with("unhealthy")
+    }));
+    let code = inspect(&d, "hc", "{{range .State.Health.Log}}{{.ExitCode}} {{end}}");
+    assert!(code.trim().ends_with('1'), "{code}");
+    let ev = d.docker_ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &(std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 1)
+        .to_string(),
+        "--filter",
+        "container=hc",
+        "--format",
+        "{{.Action}}",
+    ]);
+    assert!(
+        ev.contains("health_status: healthy") && ev.contains("health_status: unhealthy"),
+        "{ev}"
+    );
+    d.docker_ok(&["rm", "-f", "hc"]);
+}

@@ -407,6 +407,77 @@ pub async fn post_start(
     Ok(super::attach::hijack(req, tty, shim))
 }
 
+/// Run `cmd` in the container as an exec nobody sees (a health probe):
+/// its exit code and its output (stdout and stderr, at most 4 KiB), or
+/// None when it outlived `limit` (it is killed then).
+pub async fn probe(
+    d: &Arc<Daemon>,
+    container: &str,
+    cmd: Vec<String>,
+    limit: std::time::Duration,
+) -> Result<(Option<i64>, String)> {
+    let (state, _) = watch::channel(ExecState {
+        started: true,
+        ..Default::default()
+    });
+    let x = Arc::new(Exec {
+        id: names::new_id(),
+        container: container.to_string(),
+        config: ExecConfig {
+            attach_stdout: true,
+            attach_stderr: true,
+            cmd: Some(cmd),
+            ..Default::default()
+        },
+        state,
+    });
+    let attach = AttachRequest {
+        stdin: false,
+        stdout: true,
+        stderr: true,
+    };
+    let (d2, x2) = (d.clone(), x.clone());
+    let (stream, shim_pid, err) =
+        tokio::task::spawn_blocking(move || launch(&d2, &x2, Some(attach), None))
+            .await
+            .map_err(|e| ApiError::Internal(format!("health probe: {e}")))?;
+    let Some(pid) = shim_pid else {
+        return Err(err.unwrap_or_else(|| ApiError::Internal("health probe: no shim".into())));
+    };
+    follow(d.clone(), x.clone(), pid);
+    if let Some(err) = err {
+        return Ok((Some(start_failure_code(&err.to_string())), err.to_string()));
+    }
+    let read = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        if let Some(mut s) = stream {
+            while let Ok(Some(f)) = berth_shim::proto::read_frame(&mut s) {
+                if out.len() < 4096 {
+                    out.extend_from_slice(&f.data[..f.data.len().min(4096 - out.len())]);
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    });
+    let mut w = x.state.subscribe();
+    let ended = tokio::time::timeout(limit, async {
+        let _ = w.wait_for(|s| s.exit_code.is_some()).await;
+    })
+    .await;
+    if ended.is_err() {
+        let pid = x.state().pid as i32;
+        if pid > 0 {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        return Ok((None, String::new()));
+    }
+    let output = read.await.unwrap_or_default();
+    Ok((x.state().exit_code, output))
+}
+
 /// A stream that carries `msg` (on stderr without a terminal) and ends:
 /// what a client attached to an exec that could not start reads.
 fn error_stream(msg: &str, tty: bool) -> Option<StdUnixStream> {

@@ -683,6 +683,7 @@ pub fn start(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<()> {
     })?;
     d.events.container(&e.record(), "start");
     monitor::follow(d.clone(), e.clone(), shim_pid);
+    super::health::spawn(d.clone(), e.clone());
     Ok(())
 }
 

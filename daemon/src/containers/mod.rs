@@ -9,6 +9,7 @@
 
 pub mod attach;
 pub mod exec;
+pub mod health;
 pub mod lifecycle;
 pub mod logs;
 pub mod monitor;

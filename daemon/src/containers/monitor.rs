@@ -110,6 +110,7 @@ pub async fn restore(d: &Arc<Daemon>) {
                 Some(pid) if is_shim(pid) => {
                     tracing::info!(id = rec.id, shim = pid, "live restore");
                     follow(d.clone(), e.clone(), pid);
+                    super::health::spawn(d.clone(), e.clone());
                 }
                 _ => {
                     ended(d, &e).await;
