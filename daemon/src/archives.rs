@@ -122,12 +122,21 @@ pub async fn post_load(
     let _ = q.quiet;
     let mut reader = BodyReader::new(body);
     let _guard = d.content.clone().write_owned().await;
+    let d2 = d.clone();
     let names = blocking(move || {
-        d.store
+        d2.store
             .load(&mut reader)
             .map_err(|e| ApiError::InvalidParameter(format!("loading the archive: {e}")))
     })
     .await?;
+    for n in &names {
+        let id = d
+            .store
+            .image(n)
+            .map(|i| i.id.to_string())
+            .unwrap_or_default();
+        d.events.image(&id, &familiar(n), "load");
+    }
     let lines: Vec<JsonMessage> = names
         .iter()
         .map(|n| JsonMessage::stream(format!("Loaded image: {}\n", familiar(n))))
@@ -231,15 +240,18 @@ pub async fn import(
     let message = q.message.filter(|m| !m.is_empty());
     let mut reader = BodyReader::new(body);
     let _guard = d.content.clone().write_owned().await;
+    let d2 = d.clone();
+    let familiar_name = name.familiar();
     let id = blocking(move || {
-        d.store
+        d2.store
             .import(&mut reader, &name, message.as_deref())
             .map_err(|e| ApiError::InvalidParameter(format!("import: {e}")))?;
-        d.store
+        d2.store
             .image(&name.to_string())
             .map(|i| i.id.to_string())
             .map_err(ApiError::Store)
     })
     .await?;
+    d.events.image(&id, &familiar_name, "import");
     Ok(json_lines(&[JsonMessage::status(id)]))
 }

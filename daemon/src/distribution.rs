@@ -182,6 +182,8 @@ pub async fn pull(
                 lines.status(format!("Digest: {}", pulled.digest));
                 let fresh = layers.fetched.load(Ordering::Relaxed)
                     || before.as_ref() != Some(&pulled.digest);
+                d.events
+                    .image(&pulled.digest.to_string(), &name.familiar(), "pull");
                 lines.status(format!(
                     "Status: {} for {}",
                     if fresh {

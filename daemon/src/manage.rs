@@ -87,7 +87,21 @@ pub async fn tag(
     repo: String,
     tag: String,
 ) -> Result<StatusCode> {
-    blocking(move || tag_image(&d.store, &source, &repo, &tag)).await?;
+    let d2 = d.clone();
+    let (src, r, t) = (source.clone(), repo.clone(), tag.clone());
+    blocking(move || tag_image(&d2.store, &src, &r, &t)).await?;
+    let id = d
+        .store
+        .image(&source)
+        .map(|i| i.id.to_string())
+        .unwrap_or_default();
+    let full = if tag.is_empty() {
+        repo
+    } else {
+        format!("{repo}:{tag}")
+    };
+    let name = berth_store::refs::ImageName::parse(&full).map_or(full, |n| n.familiar());
+    d.events.image(&id, &name, "tag");
     Ok(StatusCode::CREATED)
 }
 
@@ -170,9 +184,18 @@ pub async fn delete_image(
     let force = truthy(&q.force);
     let _ = q.noprune;
     let _guard = d.content.clone().write_owned().await;
-    blocking(move || delete(&d.store, &name, force))
-        .await
-        .map(Json)
+    let d2 = d.clone();
+    let n2 = name.clone();
+    let items = blocking(move || delete(&d2.store, &n2, force)).await?;
+    for item in &items {
+        if let Some(u) = &item.untagged {
+            d.events.image(u, u, "untag");
+        }
+        if let Some(id) = &item.deleted {
+            d.events.image(id, &name, "delete");
+        }
+    }
+    Ok(Json(items))
 }
 
 /// `docker image prune`: images without a tag (`dangling=true`, the

@@ -372,6 +372,10 @@ fn events_report_the_container_lifecycle() {
         .as_secs()
         .to_string();
     d.docker_ok(&["run", "--name", "ev", "busybox", "true"]);
+    d.docker_ok(&["tag", "busybox", "bb2:x"]);
+    d.docker_ok(&["rmi", "bb2:x"]);
+    d.docker_ok(&["volume", "create", "evvol"]);
+    d.docker_ok(&["volume", "rm", "evvol"]);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -393,6 +397,32 @@ fn events_report_the_container_lifecycle() {
     for want in ["container create", "container start", "container die"] {
         assert!(lines.contains(&want), "{want} missing from {out}");
     }
+    let out = d.docker_ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &now.to_string(),
+        "--filter",
+        "type=image",
+        "--filter",
+        "type=volume",
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    for want in [
+        "image tag bb2:x",
+        "image untag bb2:x",
+        "volume create ",
+        "volume destroy ",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(want.trim_end())),
+            "{want} missing from {out}"
+        );
+    }
+    assert!(!out.contains("container"), "{out}");
 }
 
 #[test]
