@@ -42,6 +42,10 @@ pub struct Args {
     /// A mirror of docker.io; repeatable
     #[arg(long = "registry-mirror", value_name = "URL")]
     pub registry_mirrors: Vec<String>,
+    /// The init `run --init` runs as the container's pid 1 [default:
+    /// docker-init or tini-static on PATH]
+    #[arg(long, value_name = "FILE")]
+    pub init_path: Option<PathBuf>,
 }
 
 /// The configuration berthd runs with.
@@ -55,6 +59,7 @@ pub struct Config {
     pub log_level: LogLevel,
     pub insecure_registries: Vec<String>,
     pub registry_mirrors: Vec<String>,
+    pub init_path: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +134,7 @@ const KEYS: &[(&str, &str)] = &[
     ("log-level", "log_level"),
     ("insecure-registries", "insecure_registries"),
     ("registry-mirrors", "registry_mirrors"),
+    ("init-path", "init_path"),
 ];
 
 impl Config {
@@ -184,6 +190,7 @@ impl Config {
             log_level,
             insecure_registries: args.insecure_registries,
             registry_mirrors: args.registry_mirrors,
+            init_path: args.init_path,
         })
     }
 }
@@ -230,6 +237,10 @@ fn merge_file(
                     .map_or(String::new(), |p| p.display().to_string()),
                 "log-level" => args.log_level.clone(),
                 "insecure-registries" => args.insecure_registries.join(" "),
+                "init-path" => args
+                    .init_path
+                    .as_ref()
+                    .map_or(String::new(), |p| p.display().to_string()),
                 _ => args.registry_mirrors.join(" "),
             };
             format!("{key}: (from flag: {flag}, from file: {})", map[*key])
@@ -265,6 +276,7 @@ fn merge_file(
             "log-level" => args.log_level = string(key, v)?,
             "insecure-registries" => args.insecure_registries = strings(key, v)?,
             "registry-mirrors" => args.registry_mirrors = strings(key, v)?,
+            "init-path" => args.init_path = Some(string(key, v)?.into()),
             _ => unreachable!("unknown keys were rejected"),
         }
     }

@@ -183,7 +183,7 @@ pub async fn pull(
                 let fresh = layers.fetched.load(Ordering::Relaxed)
                     || before.as_ref() != Some(&pulled.digest);
                 d.events
-                    .image(&pulled.digest.to_string(), &name.familiar(), "pull");
+                    .image(pulled.digest.as_ref(), &name.familiar(), "pull");
                 lines.status(format!(
                     "Status: {} for {}",
                     if fresh {

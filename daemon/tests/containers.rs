@@ -792,3 +792,36 @@ fn healthchecks_go_healthy_then_unhealthy() {
     );
     d.docker_ok(&["rm", "-f", "hc"]);
 }
+
+#[test]
+fn init_reaps_and_forwards_signals() {
+    assert!(
+        Path::new("/usr/bin/tini-static").exists(),
+        "/usr/bin/tini-static is missing: install Debian's tini"
+    );
+    let (d, _) = Berthd::start(&["busybox:latest"]);
+    // With --init, pid 1 is the init and the command runs under it.
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--init",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$",
+    ]);
+    let mut lines = out.lines();
+    assert!(
+        lines.next().unwrap().starts_with("/sbin/docker-init -- sh"),
+        "{out}"
+    );
+    assert_ne!(lines.next(), Some("1"), "{out}");
+    // The init passes SIGTERM on: `sleep` dies at once, not after the timeout.
+    d.docker_ok(&[
+        "run", "-d", "--name", "in", "--init", "busybox", "sleep", "100",
+    ]);
+    let t0 = Instant::now();
+    d.docker_ok(&["stop", "-t", "10", "in"]);
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    assert_eq!(inspect(&d, "in", "{{.State.ExitCode}}"), "143");
+}

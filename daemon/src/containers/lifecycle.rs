@@ -281,6 +281,10 @@ pub fn create(d: &Daemon, name: Option<&str>, req: ContainerCreateRequest) -> Re
             ..config.clone()
         };
         let empty = tempfile_dir()?;
+        let init = match host.init {
+            Some(true) => Some(init_binary(d)?),
+            _ => None,
+        };
         ocispec::build(&SpecInput {
             id: &id,
             config: &dry,
@@ -292,7 +296,7 @@ pub fn create(d: &Daemon, name: Option<&str>, req: ContainerCreateRequest) -> Re
             resolv_conf_path: Path::new("/etc/resolv.conf"),
             netns: Netns::New,
             cgroups_path: cgroups_path(&id),
-            init_path: None,
+            init_path: init.as_deref(),
             seccomp_default: true,
             system: &d.system,
         })
@@ -393,6 +397,28 @@ fn tempfile_dir() -> Result<tempfile::TempDir> {
         .prefix("berth-spec-")
         .tempdir()
         .map_err(|e| ApiError::Internal(format!("making a temporary directory: {e}")))
+}
+
+/// The init `--init` runs: `--init-path`, else docker-init or Debian's
+/// tini-static on PATH (a static binary, so it runs in any image).
+fn init_binary(d: &Daemon) -> Result<PathBuf> {
+    if let Some(p) = &d.config.init_path {
+        return Ok(p.clone());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+    for name in ["docker-init", "tini-static"] {
+        for dir in std::env::split_paths(&path) {
+            let p = dir.join(name);
+            if p.is_file() {
+                return Ok(p);
+            }
+        }
+    }
+    Err(ApiError::InvalidParameter(
+        "--init: no init found (docker-init or tini-static on PATH); install Debian's tini or \
+         give berthd --init-path"
+            .into(),
+    ))
 }
 
 /// Each container's cgroup, under one berth parent.
@@ -540,6 +566,10 @@ pub fn start(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<()> {
         .map_err(ApiError::Store)?;
     let launched = (|| {
         let mounts = resolve_mounts(d, &rec, &rootfs)?;
+        let init = match rec.host_config.init {
+            Some(true) => Some(init_binary(d)?),
+            _ => None,
+        };
         let spec = ocispec::build(&SpecInput {
             id: &rec.id,
             config: &rec.config,
@@ -555,7 +585,7 @@ pub fn start(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<()> {
                 Netns::New
             },
             cgroups_path: cgroups_path(&rec.id),
-            init_path: None,
+            init_path: init.as_deref(),
             seccomp_default: true,
             system: &d.system,
         })
