@@ -206,6 +206,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/containers/{id}/unpause", post(containers::post_unpause))
         .route("/containers/{id}/top", get(containers::get_top))
         .route("/containers/{id}/resize", post(containers::post_resize))
+        .route("/containers/{id}/update", post(containers::post_update))
         .route(
             "/containers/{id}/stats",
             get(crate::containers::stats::get_stats),

@@ -825,3 +825,44 @@ fn init_reaps_and_forwards_signals() {
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
     assert_eq!(inspect(&d, "in", "{{.State.ExitCode}}"), "143");
 }
+
+#[test]
+fn update_changes_limits_of_a_running_container() {
+    let (d, _) = Berthd::start(&["busybox:latest"]);
+    let id = d.docker_ok(&["run", "-d", "-m", "64m", "busybox", "sleep", "100"]);
+    let id = id.trim();
+    let limit = || {
+        std::fs::read_to_string(format!(
+            "/sys/fs/cgroup/memory/berth/{id}/memory.limit_in_bytes"
+        ))
+        .or_else(|_| std::fs::read_to_string(format!("/sys/fs/cgroup/berth/{id}/memory.max")))
+        .unwrap()
+        .trim()
+        .to_string()
+    };
+    assert_eq!(limit(), "67108864");
+    d.docker_ok(&[
+        "update",
+        "-m",
+        "128m",
+        "--memory-swap",
+        "256m",
+        "--restart",
+        "on-failure:2",
+        id,
+    ]);
+    assert_eq!(limit(), "134217728");
+    assert_eq!(
+        inspect(
+            &d,
+            id,
+            "{{.HostConfig.Memory}} {{.HostConfig.RestartPolicy.Name}}"
+        ),
+        "134217728 on-failure"
+    );
+    let (_, err, code) = text(&d.docker(&["update", "-m", "1k", id]));
+    assert_ne!(code, 0);
+    assert!(err.contains("Minimum memory limit"), "{err}");
+    assert_eq!(limit(), "134217728", "a refused update changes nothing");
+    d.docker_ok(&["rm", "-f", id]);
+}

@@ -565,6 +565,73 @@ pub async fn post_prune(
     }))
 }
 
+/// The fields `update` may change: the spec's `Resources` and the
+/// restart policy.
+const UPDATABLE: &[&str] = &[
+    "CpuShares",
+    "Memory",
+    "CgroupParent",
+    "BlkioWeight",
+    "CpuPeriod",
+    "CpuQuota",
+    "CpuRealtimePeriod",
+    "CpuRealtimeRuntime",
+    "CpusetCpus",
+    "CpusetMems",
+    "MemoryReservation",
+    "MemorySwap",
+    "MemorySwappiness",
+    "NanoCpus",
+    "OomKillDisable",
+    "PidsLimit",
+    "RestartPolicy",
+];
+
+/// `update`: new limits, applied to the running container's cgroup and
+/// kept in its HostConfig; a new restart policy.
+pub async fn post_update(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<berth_api::containers::ContainerUpdateResponse>> {
+    let e = d.containers.get(&id)?;
+    let change: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&body)
+        .map_err(|err| ApiError::InvalidParameter(format!("invalid JSON: {err}")))?;
+    let _op = e.op.lock().await;
+    let rec = e.record();
+    let mut host = serde_json::to_value(&rec.host_config).expect("host config json");
+    for (k, v) in change {
+        // Zero means "leave as it is", as in dockerd.
+        if !UPDATABLE.contains(&k.as_str()) || v.is_null() || v == serde_json::json!(0) || v == "" {
+            continue;
+        }
+        host[k] = v;
+    }
+    let host: berth_api::containers::HostConfig = serde_json::from_value(host)
+        .map_err(|err| ApiError::InvalidParameter(format!("invalid update: {err}")))?;
+    let res = crate::spec::update_resources(&host, &d.system)
+        .map_err(|err| ApiError::InvalidParameter(err.to_string()))?;
+    if host.auto_remove && !matches!(host.restart_policy.name.as_str(), "" | "no") {
+        return Err(ApiError::InvalidParameter(
+            "Restart policy cannot be updated because AutoRemove is enabled for the container"
+                .into(),
+        ));
+    }
+    if rec.state.status.is_live() {
+        let rt = super::lifecycle::runtime(&d);
+        let id2 = rec.id.clone();
+        blocking(move || {
+            rt.update(&id2, &res)
+                .map(|_| ())
+                .map_err(|err| ApiError::Internal(format!("Cannot update container {id2}: {err}")))
+        })
+        .await?;
+    }
+    d.containers.update(&e, |r| r.host_config = host)?;
+    d.events.container(&e.record(), "update");
+    Ok(Json(Default::default()))
+}
+
 /// `resize`: the terminal's new size, to the shim.
 pub async fn post_resize(
     State(d): State<Arc<Daemon>>,

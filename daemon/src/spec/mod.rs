@@ -255,6 +255,17 @@ fn environment(config: &ContainerConfig, hostname: &str, home: &str) -> Vec<Stri
 }
 
 /// Build the runtime spec for a container.
+/// The cgroup limits of `host` alone, for `update` of a running
+/// container (devices are left as they are).
+pub fn update_resources(
+    host: &HostConfig,
+    system: &SystemInfo,
+) -> Result<oci_spec::runtime::LinuxResources> {
+    let res = resources::resources(host, system)?;
+    serde_json::from_value(Value::Object(res))
+        .map_err(|e| SpecError::Internal(format!("resources: {e}")))
+}
+
 pub fn build(input: &SpecInput) -> Result<Spec> {
     let (config, host, sys) = (input.config, input.host, input.system);
     let security = parse_security_opts(host.security_opt.as_deref().unwrap_or_default())?;
