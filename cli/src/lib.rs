@@ -100,7 +100,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Cmd::Volume(VolumeCmd::Create(a)) => volumes::create(&c, a).await,
         Cmd::Volume(VolumeCmd::Ls(a)) => volumes::ls(&c, a).await,
         Cmd::Volume(VolumeCmd::Inspect(a)) => {
-            inspect::inspect(&c, &a.names, &[Kind::Volume], a.format.as_deref(), false).await
+            inspect::inspect_volumes(&c, &a.names, a.format.as_deref()).await
         }
         Cmd::Volume(VolumeCmd::Rm(a)) => volumes::rm(&c, a).await,
         Cmd::Volume(VolumeCmd::Prune(a)) => volumes::prune(&c, a).await,

@@ -191,21 +191,23 @@ pub async fn get_events(
     );
     let live = tokio_stream_from(rx)
         .filter(move |m| std::future::ready(m.time_nano > last_past && matches(&filters, m)));
-    let stream = past.chain(live);
+    let now_nanos = now
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as i64;
     let stream: futures_util::stream::BoxStream<'static, EventMessage> = match until {
+        // Wholly in the past: what was kept, then the end (a deadline
+        // already passed could cut the replay short).
+        Some(u) if u <= now_nanos => past.boxed(),
         Some(u) => {
-            let now_nanos = now
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos() as i64;
             let wait = Duration::from_nanos(u.saturating_sub(now_nanos).max(0) as u64);
             let deadline = tokio::time::sleep(wait);
-            stream
+            past.chain(live)
                 .take_while(move |m| std::future::ready(m.time_nano <= u))
                 .take_until(deadline)
                 .boxed()
         }
-        None => stream.boxed(),
+        None => past.chain(live).boxed(),
     };
     let body = stream.map(|m| {
         let mut line = serde_json::to_vec(&m).expect("event json");

@@ -100,30 +100,36 @@ async fn pull_quietly(c: &Client, o: &CreateOpts) -> Result<()> {
     }
 }
 
+/// `create`: the daemon's errors as they are (docker exits 1 on them).
 pub async fn create(c: &Client, o: &CreateOpts) -> Result<()> {
-    let id = create_container(c, o, true).await.map_err(run_error)?;
+    let id = create_container(c, o, false).await?;
     print(&format!("{id}\n"))
 }
 
 /// docker's run errors: 125 for the daemon's, 126/127 for a command that
-/// cannot be run or found.
+/// cannot be run or found, printed as docker's `StatusError`
+/// (`berth: <error>`, a blank line, a pointer to `--help`).
 fn run_error(e: CliError) -> CliError {
     match e {
         CliError::Status(_) => e,
         other => {
             let text = other.to_string();
-            let code = if text.contains("executable file not found")
-                || text.contains("no such file or directory")
-            {
-                127
-            } else if text.contains("permission denied") {
-                126
-            } else {
-                125
-            };
-            eprint(&format!("{text}\n"));
-            CliError::Status(code)
+            eprint(&format!(
+                "berth: {text}\n\nRun 'berth run --help' for more information\n"
+            ));
+            CliError::Status(run_error_code(&text))
         }
+    }
+}
+
+/// docker's `toStatusError`: the exit status for a run that failed.
+fn run_error_code(text: &str) -> i32 {
+    if text.contains("executable file not found") || text.contains("no such file or directory") {
+        127
+    } else if text.contains("permission denied") || text.contains("is a directory") {
+        126
+    } else {
+        125
     }
 }
 
@@ -164,15 +170,12 @@ pub async fn run(c: &Client, a: &RunArgs) -> Result<()> {
         let path = cpath(&id, &format!("/wait?condition={condition}"));
         tokio::spawn(async move { c.post::<ContainerWaitResponse>(&path, empty()).await })
     };
-    let attach_q = format!(
-        "/attach?stream=1&stdout=1&stderr=1{}",
-        if o.interactive { "&stdin=1" } else { "" }
-    );
+    let streams = o.streams(false)?;
     let h = c
-        .hijack(&cpath(&id, &attach_q), empty())
+        .hijack(&cpath(&id, &streams.attach_query()), empty())
         .await
         .map_err(run_error)?;
-    let raw = if o.tty && o.interactive {
+    let raw = if o.tty && streams.stdin {
         RawTerminal::stdin()
     } else {
         None
@@ -184,7 +187,7 @@ pub async fn run(c: &Client, a: &RunArgs) -> Result<()> {
     if o.tty {
         forward_resizes(c, cpath(&id, "/resize"));
     }
-    let ended = pump(h, o.tty, o.interactive).await;
+    let ended = pump(h, o.tty, streams.stdin).await;
     drop(raw);
     if ended? == Ended::Detached {
         return Ok(());
@@ -242,11 +245,26 @@ pub async fn start(c: &Client, a: &StartArgs) -> Result<()> {
             Err(CliError::Status(code as i32))
         };
     }
-    each(&a.containers, |n| async move {
-        c.post_ok(&cpath(&n, "/start"), empty()).await?;
-        Ok(format!("{n}\n"))
-    })
-    .await
+    // docker names the ones that failed once more at the end.
+    let mut failed = vec![];
+    for n in &a.containers {
+        match c.post_ok(&cpath(n, "/start"), empty()).await {
+            Ok(()) => print(&format!("{n}\n"))?,
+            Err(e @ CliError::Connect { .. }) => return Err(e),
+            Err(e) => {
+                eprint(&format!("{e}\n"));
+                failed.push(n.as_str());
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Message(format!(
+            "Error: failed to start containers: {}",
+            failed.join(", ")
+        )))
+    }
 }
 
 /// Run `f` for each name, printing its output; errors are printed and
@@ -337,14 +355,26 @@ pub async fn simple(c: &Client, a: &Names, what: &str) -> Result<()> {
 }
 
 pub async fn rename(c: &Client, a: &RenameArgs) -> Result<()> {
-    c.post_ok(
-        &cpath(
-            &a.container,
-            &format!("/rename{}", query(&[("name", a.new_name.clone())])),
-        ),
-        empty(),
-    )
-    .await
+    let (old, new) = (a.container.trim(), a.new_name.trim());
+    if old.is_empty() || new.is_empty() {
+        return Err(CliError::Message(
+            "Error: Neither old nor new names may be empty".into(),
+        ));
+    }
+    let path = cpath(
+        old,
+        &format!("/rename{}", query(&[("name", new.to_string())])),
+    );
+    match c.post_ok(&path, empty()).await {
+        Err(e @ CliError::Connect { .. }) => Err(e),
+        Err(e) => {
+            eprint(&format!("{e}\n"));
+            Err(CliError::Message(format!(
+                "Error: failed to rename container named {old}"
+            )))
+        }
+        ok => ok,
+    }
 }
 
 pub async fn wait(c: &Client, a: &Names) -> Result<()> {
@@ -749,6 +779,9 @@ pub fn ps_rows(list: &[ContainerSummary], trunc: bool, now: i64) -> Vec<Value> {
                 ("Status", Value::str(&c.status)),
                 ("State", Value::str(&c.state)),
                 ("Ports", Value::Str(display_ports(c))),
+                // docker 28's context has it (the image's platform); berthd
+                // reports none.
+                ("Platform", Value::Null),
                 ("Names", Value::Str(names.join(","))),
                 ("Size", Value::Str(size)),
                 ("Labels", Value::Str(labels.join(","))),

@@ -21,6 +21,9 @@ pub struct CreateOpts {
     /// Keep STDIN open even if not attached
     #[arg(short = 'i', long)]
     pub interactive: bool,
+    /// Attach to STDIN, STDOUT or STDERR
+    #[arg(short = 'a', long = "attach")]
+    pub attach: Vec<String>,
     /// Allocate a pseudo-TTY
     #[arg(short = 't', long)]
     pub tty: bool,
@@ -385,10 +388,65 @@ fn some_vec(v: &[String]) -> Option<Vec<String>> {
     (!v.is_empty()).then(|| v.to_vec())
 }
 
+/// Which of the container's streams a run attaches to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Streams {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+impl Streams {
+    /// The query of `POST /containers/{id}/attach` for these streams.
+    pub fn attach_query(self) -> String {
+        let mut q = String::from("/attach?stream=1");
+        for (on, name) in [
+            (self.stdin, "stdin"),
+            (self.stdout, "stdout"),
+            (self.stderr, "stderr"),
+        ] {
+            if on {
+                q.push_str(&format!("&{name}=1"));
+            }
+        }
+        q
+    }
+}
+
 impl CreateOpts {
-    /// The create body; `attach` is false for `-d` and for `create`
-    /// (which attaches nothing itself).
+    /// The streams attached, as docker's `parse` decides them: `-a` as
+    /// given (stdout and stderr without it), stdin with `-i`; none with
+    /// `-d`.
+    pub fn streams(&self, detach: bool) -> Result<Streams> {
+        let mut s = Streams {
+            stdin: self.interactive,
+            stdout: self.attach.is_empty(),
+            stderr: self.attach.is_empty(),
+        };
+        for a in &self.attach {
+            match a.to_lowercase().as_str() {
+                "stdin" => s.stdin = true,
+                "stdout" => s.stdout = true,
+                "stderr" => s.stderr = true,
+                _ => {
+                    return Err(CliError::Usage(format!(
+                        "invalid argument \"{a}\" for \"-a, --attach\" flag: valid streams are STDIN, STDOUT and STDERR"
+                    )));
+                }
+            }
+        }
+        if detach {
+            if !self.attach.is_empty() {
+                return Err(CliError::Usage("Conflicting options: -a and -d".into()));
+            }
+            s = Streams::default();
+        }
+        Ok(s)
+    }
+
+    /// The create body; nothing is attached with `-d` (`detach`).
     pub fn to_request(&self, detach: bool) -> Result<ContainerCreateRequest> {
+        let streams = self.streams(detach)?;
         let mut env: Vec<String> = Vec::new();
         for f in &self.env_file {
             let text = std::fs::read_to_string(f)
@@ -525,17 +583,16 @@ impl CreateOpts {
                 vec![e.clone()]
             }
         });
-        let attach = !detach;
         let config = ContainerConfig {
             hostname: self.hostname.clone().unwrap_or_default(),
             user: self.user.clone().unwrap_or_default(),
-            attach_stdin: attach && self.interactive,
-            attach_stdout: attach,
-            attach_stderr: attach,
+            attach_stdin: streams.stdin,
+            attach_stdout: streams.stdout,
+            attach_stderr: streams.stderr,
             exposed_ports: (!exposed.is_empty()).then_some(exposed),
             tty: self.tty,
             open_stdin: self.interactive,
-            stdin_once: attach && self.interactive,
+            stdin_once: self.interactive && streams.stdin,
             env: Some(env),
             cmd: some_vec(&self.command),
             healthcheck,
@@ -719,6 +776,21 @@ mod tests {
         // -d attaches nothing.
         let d = opts(&["-i", "busybox"]).to_request(true).unwrap();
         assert!(!d.config.attach_stdout && !d.config.attach_stdin && d.config.open_stdin);
+        // -a picks the streams (stdin also with -i), as docker's parse.
+        let a = opts(&["-a", "STDOUT", "-i", "busybox"])
+            .to_request(false)
+            .unwrap();
+        let c = &a.config;
+        assert!(c.attach_stdout && !c.attach_stderr && c.attach_stdin && c.stdin_once);
+        assert_eq!(
+            opts(&["-a", "stderr", "busybox"])
+                .streams(false)
+                .unwrap()
+                .attach_query(),
+            "/attach?stream=1&stderr=1"
+        );
+        assert!(opts(&["-a", "stdout", "busybox"]).streams(true).is_err());
+        assert!(opts(&["-a", "tty", "busybox"]).streams(false).is_err());
     }
 
     #[test]

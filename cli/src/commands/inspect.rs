@@ -55,6 +55,13 @@ pub fn indent_json(v: &Value) -> String {
         .replace('&', "\\u0026")
 }
 
+/// `volume inspect`: docker decodes volumes into its `volume.Volume`
+/// struct before printing (generic `inspect` prints the daemon's JSON),
+/// so the keys come in that struct's field order, which is alphabetical.
+pub async fn inspect_volumes(c: &Client, names: &[String], format: Option<&str>) -> Result<()> {
+    inspect_with(c, names, &[Kind::Volume], format, false, true).await
+}
+
 /// Print the objects found under `names`: `kinds` are tried in order; a
 /// name found under none is an error, reported after the others print.
 pub async fn inspect(
@@ -63,6 +70,17 @@ pub async fn inspect(
     kinds: &[Kind],
     format: Option<&str>,
     size: bool,
+) -> Result<()> {
+    inspect_with(c, names, kinds, format, size, false).await
+}
+
+async fn inspect_with(
+    c: &Client,
+    names: &[String],
+    kinds: &[Kind],
+    format: Option<&str>,
+    size: bool,
+    sort_keys: bool,
 ) -> Result<()> {
     let tmpl = match format {
         Some(f) if f != "json" => Some(Template::parse(f)?),
@@ -85,12 +103,15 @@ pub async fn inspect(
         }
         match hit {
             Some(raw) => {
-                found.push(
+                let mut v =
                     serde_json::from_slice::<Value>(&raw).map_err(|e| CliError::Decode {
                         what: format!("inspect {name}"),
                         message: e.to_string(),
-                    })?,
-                )
+                    })?;
+                if let (true, Value::Map(m)) = (sort_keys, &mut v) {
+                    m.sort_by(|a, b| a.0.cmp(&b.0));
+                }
+                found.push(v)
             }
             None if kinds.len() > 1 => errors.push(format!("Error: No such object: {name}")),
             None => errors.push(last.map_or_else(

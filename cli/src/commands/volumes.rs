@@ -50,6 +50,10 @@ pub fn volume_rows(list: &[Volume]) -> Vec<Value> {
             let labels: Vec<String> = v.labels.iter().map(|(k, x)| format!("{k}={x}")).collect();
             let u = v.usage_data.as_ref();
             row(vec![
+                // Cluster volumes' fields: "N/A" for local ones.
+                ("Availability", Value::str("N/A")),
+                ("Group", Value::str("N/A")),
+                ("Status", Value::str("N/A")),
                 ("Driver", Value::str(&v.driver)),
                 ("Name", Value::str(&v.name)),
                 ("Mountpoint", Value::str(&v.mountpoint)),
@@ -147,9 +151,14 @@ pub fn event_line(e: &EventMessage) -> String {
     };
     let t = chrono::DateTime::from_timestamp(secs, nanos as u32)
         .map(|t| {
-            t.with_timezone(&chrono::Local)
-                .format("%Y-%m-%dT%H:%M:%S%.9f%:z")
-                .to_string()
+            // Go's RFC3339Nano layout: `Z` for a zero offset.
+            let t = t.with_timezone(&chrono::Local);
+            let zone = if t.offset().local_minus_utc() == 0 {
+                "Z".to_string()
+            } else {
+                t.format("%:z").to_string()
+            };
+            format!("{}{zone}", t.format("%Y-%m-%dT%H:%M:%S%.9f"))
         })
         .unwrap_or_default();
     let attrs: Vec<String> = e

@@ -30,6 +30,26 @@ pub fn require_root() {
     );
 }
 
+pub const DOCKER: &str = "/usr/local/bin/docker";
+
+pub fn require_docker() {
+    assert!(
+        Path::new(DOCKER).exists(),
+        "{DOCKER} is missing: these tests compare berth with the real docker CLI (28.x) \
+         against the same berthd; install it"
+    );
+}
+
+/// berth-shim beside berthd: berthd runs each container under one.
+pub fn require_shim() {
+    let shim = berthd_path().with_file_name("berth-shim");
+    assert!(
+        shim.exists(),
+        "{} is missing: containers run under it; build it first (cargo build -p berth-shim)",
+        shim.display()
+    );
+}
+
 /// A running berthd, stopped (SIGTERM, then SIGKILL) by its pid on drop.
 pub struct Daemon {
     pub dir: tempfile::TempDir,
@@ -99,6 +119,7 @@ impl Daemon {
 
     /// `berth -H <ours> args`, stdin from `input`.
     pub fn berth_with(&self, args: &[&str], input: Option<&[u8]>) -> Output {
+        let args_text = format!("{args:?}");
         let mut cmd = Command::new(BERTH);
         cmd.env_remove("DOCKER_HOST")
             .env_remove("BERTH_HOST")
@@ -119,7 +140,55 @@ impl Daemon {
             let mut stdin = child.stdin.take().unwrap();
             stdin.write_all(data).unwrap();
         }
-        child.wait_with_output().unwrap()
+        // A berth that hangs is killed (by its pid) after a minute, and
+        // the test fails on its status rather than waiting forever.
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let (done, watch) = std::sync::mpsc::channel::<()>();
+        let watchdog = std::thread::spawn(move || {
+            if watch.recv_timeout(Duration::from_secs(60))
+                == Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+            {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                eprintln!("berth {args_text} hung for a minute: killed");
+            }
+        });
+        let out = child.wait_with_output().unwrap();
+        let _ = done.send(());
+        let _ = watchdog.join();
+        out
+    }
+
+    /// The real docker CLI against the same berthd, for comparisons.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        require_docker();
+        Command::new(DOCKER)
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_CONTEXT")
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .env("TZ", "UTC")
+            .arg("-H")
+            .arg(self.host())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run docker")
+    }
+
+    /// `docker args` that must succeed: its stdout.
+    pub fn docker_ok(&self, args: &[&str]) -> String {
+        self.stdout_of("docker", args, self.docker(args))
+    }
+
+    /// The stdout of a command that must have succeeded.
+    fn stdout_of(&self, tool: &str, args: &[&str], out: Output) -> String {
+        assert!(
+            out.status.success(),
+            "{tool} {args:?} failed ({}): {}\nberthd log:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8(out.stdout).unwrap()
     }
 
     pub fn berth(&self, args: &[&str]) -> Output {
@@ -128,15 +197,7 @@ impl Daemon {
 
     /// `berth args` that must succeed: its stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.berth(args);
-        assert!(
-            out.status.success(),
-            "berth {args:?} failed ({}): {}\nberthd log:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr),
-            self.log()
-        );
-        String::from_utf8(out.stdout).unwrap()
+        self.stdout_of("berth", args, self.berth(args))
     }
 
     /// A busybox rootfs tarball (the static binary and a few links),
@@ -175,7 +236,9 @@ pub fn busybox_tar(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(root.join("tmp")).unwrap();
     std::fs::copy("/bin/busybox", bin.join("busybox"))
         .expect("/bin/busybox: install busybox-static");
-    for l in ["sh", "ls", "cat", "echo", "true", "sleep", "id"] {
+    for l in [
+        "sh", "ls", "cat", "echo", "true", "sleep", "id", "env", "hostname", "tty",
+    ] {
         let _ = std::os::unix::fs::symlink("busybox", bin.join(l));
     }
     let tar = dir.join("busybox.tar");
