@@ -73,6 +73,15 @@ pub struct ChannelWriter {
 
 const CHUNK: usize = 64 << 10;
 
+impl ChannelWriter {
+    pub fn new(tx: mpsc::Sender<io::Result<Bytes>>) -> ChannelWriter {
+        ChannelWriter {
+            tx,
+            buf: Vec::new(),
+        }
+    }
+}
+
 impl Write for ChannelWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.buf.extend_from_slice(data);

@@ -215,6 +215,20 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/exec/{id}/start", post(exec::post_start))
         .route("/exec/{id}/resize", post(exec::post_resize))
         .route("/exec/{id}/json", get(exec::get_inspect))
+        .route(
+            "/containers/{id}/archive",
+            // HEAD too: the handler answers it with the stat header alone.
+            get(crate::containers::archive::get_archive)
+                .put(crate::containers::archive::put_archive),
+        )
+        .route(
+            "/containers/{id}/export",
+            get(crate::containers::archive::get_export),
+        )
+        .route(
+            "/containers/{id}/changes",
+            get(crate::containers::archive::get_changes),
+        )
         .route("/events", get(crate::events::get_events))
         .route("/volumes", get(crate::volumes::get_list))
         .route("/volumes/create", post(crate::volumes::post_create))

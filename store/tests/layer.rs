@@ -861,3 +861,77 @@ fn a_final_symlink_is_replaced_not_followed() {
     assert_eq!(std::fs::read(dest.join("dir/inside")).unwrap(), b"in\n");
     assert_eq!(outside_state(&outside), before);
 }
+
+// ------------------------------------------------ docker cp: extract, tar_tree
+
+#[test]
+fn extract_copies_files_in_as_docker_cp_does() {
+    let t = tempdir();
+    let dest = t.path().join("dest");
+    mkdir(&dest, 0o1777);
+    mkdir(&dest.join("dir"), 0o755);
+    write(&dest.join("file"), b"old\n", 0o644);
+    write(&dest.join("gone"), b"x\n", 0o644);
+    let tar = raw_tar(&[
+        (EntryType::Directory, "./", "", b""),
+        (EntryType::Regular, "a/.wh.gone", "", b"plain\n"),
+        (EntryType::Regular, ".wh..wh..opq", "", b"plain too\n"),
+        (EntryType::Regular, "file", "", b"new\n"),
+    ]);
+    let opts = layer::ExtractOptions {
+        no_overwrite_dir_non_dir: true,
+        chown: Some((1000, 1001)),
+    };
+    layer::extract(&mut &tar[..], &dest, &opts).unwrap();
+    // The root entry leaves the destination's mode alone; `.wh.` names are
+    // files, not whiteouts; the owner is the one asked for.
+    assert_eq!(std::fs::metadata(&dest).unwrap().mode() & 0o7777, 0o1777);
+    assert_eq!(std::fs::read(dest.join("a/.wh.gone")).unwrap(), b"plain\n");
+    assert!(dest.join("gone").exists());
+    assert!(dest.join(".wh..wh..opq").exists());
+    assert_eq!(std::fs::read(dest.join("file")).unwrap(), b"new\n");
+    let md = std::fs::metadata(dest.join("file")).unwrap();
+    assert_eq!((md.uid(), md.gid()), (1000, 1001));
+
+    // noOverwriteDirNonDir, both ways; without it, what is there goes.
+    for (kind, name) in [(EntryType::Regular, "dir"), (EntryType::Directory, "file/")] {
+        let tar = raw_tar(&[(kind, name, "", b"")]);
+        let err = layer::extract(&mut &tar[..], &dest, &opts).unwrap_err();
+        assert!(err.to_string().contains("cannot overwrite"), "{err}");
+        layer::extract(&mut &tar[..], &dest, &layer::ExtractOptions::default()).unwrap();
+    }
+    assert!(dest.join("dir").is_file() && dest.join("file").is_dir());
+
+    // Names leaving the destination are refused.
+    for bad in ["../escape", "/escape", "a/../../escape"] {
+        let tar = raw_tar(&[(EntryType::Regular, bad, "", b"x")]);
+        assert!(
+            layer::extract(&mut &tar[..], &dest, &opts).is_err(),
+            "{bad}"
+        );
+    }
+    assert!(!t.path().join("escape").exists());
+}
+
+#[test]
+fn tar_tree_names_entries_under_the_given_name() {
+    let t = tempdir();
+    let src = t.path().join("src");
+    mkdir(&src, 0o750);
+    write(&src.join("f"), b"f\n", 0o600);
+    std::os::unix::fs::symlink("f", src.join("l")).unwrap();
+    let names = |name: &[u8], p: &Path| {
+        let mut out = Vec::new();
+        layer::tar_tree(p, name, &mut out).unwrap();
+        let mut a = tar::Archive::new(&out[..]);
+        a.entries()
+            .unwrap()
+            .map(|e| String::from_utf8(e.unwrap().path_bytes().into_owned()).unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(b"top", &src), ["top/", "top/f", "top/l"]);
+    assert_eq!(names(b".", &src), ["./", "./f", "./l"]);
+    assert_eq!(names(b"", &src), ["f", "l"]);
+    assert_eq!(names(b"one", &src.join("f")), ["one"]);
+    assert_eq!(names(b"l", &src.join("l")), ["l"]);
+}

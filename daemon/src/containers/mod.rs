@@ -7,6 +7,7 @@
 //! follows each shim until its container ends, `logs` reads the json-file
 //! log, and `routes` holds the HTTP handlers.
 
+pub mod archive;
 pub mod attach;
 pub mod exec;
 pub mod health;

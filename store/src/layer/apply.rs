@@ -30,7 +30,9 @@ use sha2::{Digest as _, Sha256};
 use super::sys::{self, cstring};
 use super::tarfmt::{Whiteout, clean_path, join, parse_whiteout, split_parent};
 use super::tarread::{Header, TarReader};
-use super::{Applied, ApplyOptions, Compression, LayerError, Result, WhiteoutMode, read_full};
+use super::{
+    Applied, ApplyOptions, Compression, ExtractOptions, LayerError, Result, WhiteoutMode, read_full,
+};
 use crate::digest::from_hasher;
 
 /// Bytes of decompressed tar per chunk handed to the unpacking thread.
@@ -131,7 +133,42 @@ impl BufRead for ChannelReader {
     }
 }
 
+/// How entries are written: as a layer, or as files copied into a tree
+/// (`docker cp`).
+#[derive(Debug, Clone, Copy)]
+struct Mode {
+    whiteouts: WhiteoutMode,
+    /// `.wh.` names are ordinary files, an existing directory keeps its
+    /// xattrs, and an entry for the root itself is skipped.
+    plain: bool,
+    no_overwrite_dir_non_dir: bool,
+    chown: Option<(u32, u32)>,
+}
+
 pub(super) fn apply(reader: &mut dyn Read, dest: &Path, opts: &ApplyOptions) -> Result<Applied> {
+    run(
+        reader,
+        dest,
+        Mode {
+            whiteouts: opts.whiteouts,
+            plain: false,
+            no_overwrite_dir_non_dir: false,
+            chown: None,
+        },
+    )
+}
+
+pub(super) fn extract(reader: &mut dyn Read, dest: &Path, opts: &ExtractOptions) -> Result<u64> {
+    let mode = Mode {
+        whiteouts: WhiteoutMode::Delete,
+        plain: true,
+        no_overwrite_dir_non_dir: opts.no_overwrite_dir_non_dir,
+        chown: opts.chown,
+    };
+    run(reader, dest, mode).map(|a| a.size)
+}
+
+fn run(reader: &mut dyn Read, dest: &Path, mode: Mode) -> Result<Applied> {
     let io_err = |source| LayerError::Io {
         path: dest.to_path_buf(),
         source,
@@ -155,8 +192,6 @@ pub(super) fn apply(reader: &mut dyn Read, dest: &Path, opts: &ApplyOptions) -> 
 
     let (tx, rx) = sync_channel::<Vec<u8>>(IN_FLIGHT);
     let (recycle_tx, recycle_rx) = channel::<Vec<u8>>();
-    let whiteouts = opts.whiteouts;
-
     let (produced, unpacked) = std::thread::scope(|s| {
         let worker = std::thread::Builder::new()
             .name("layer-unpack".into())
@@ -167,7 +202,7 @@ pub(super) fn apply(reader: &mut dyn Read, dest: &Path, opts: &ApplyOptions) -> 
                     cur: Vec::new(),
                     pos: 0,
                 };
-                unpack(root, whiteouts, rd)
+                unpack(root, mode, rd)
             });
         let worker = match worker {
             Ok(w) => w,
@@ -263,7 +298,7 @@ fn produce(
     Ok((hasher.map(from_hasher), size))
 }
 
-fn unpack(root: OwnedFd, mode: WhiteoutMode, rd: ChannelReader) -> Result<()> {
+fn unpack(root: OwnedFd, mode: Mode, rd: ChannelReader) -> Result<()> {
     let mut ap = Applier::new(root, mode);
     let mut tr = TarReader::new(rd);
     while let Some(h) = tr.next().map_err(LayerError::Tar)? {
@@ -286,6 +321,7 @@ struct Meta {
 struct Applier {
     root: Rc<OwnedFd>,
     mode: WhiteoutMode,
+    how: Mode,
     /// Resolved directories by cleaned path (as written in the layer).
     cache: HashMap<Vec<u8>, Rc<OwnedFd>>,
     /// Paths this layer created: whiteouts only apply to lower layers.
@@ -352,10 +388,11 @@ pub(super) fn parse_pax_time(v: &[u8]) -> Option<(i64, u32)> {
 }
 
 impl Applier {
-    fn new(root: OwnedFd, mode: WhiteoutMode) -> Applier {
+    fn new(root: OwnedFd, how: Mode) -> Applier {
         Applier {
             root: Rc::new(root),
-            mode,
+            mode: how.whiteouts,
+            how,
             cache: HashMap::new(),
             created: HashSet::new(),
             dir_times: Vec::new(),
@@ -372,6 +409,11 @@ impl Applier {
 
         let is_dir = h.flag == b'5' || (h.flag == b'0' && raw.ends_with(b"/"));
         if path.is_empty() {
+            if self.how.plain {
+                // `docker cp` writes into the directory; it does not
+                // replace its metadata (nor does dockerd).
+                return Ok(());
+            }
             if !is_dir {
                 return Err(entry_err(raw, "the root can only be a directory"));
             }
@@ -382,6 +424,7 @@ impl Applier {
         }
         let (parent, base) = split_parent(&path);
         match parse_whiteout(base) {
+            _ if self.how.plain => {}
             Whiteout::None => {}
             Whiteout::Delete(name) => return self.whiteout(parent, name, raw),
             Whiteout::Opaque => return self.opaque(parent, raw),
@@ -395,6 +438,22 @@ impl Applier {
         let pfd = self.dir(parent, true, raw)?.expect("created");
         let pfd = pfd.as_fd();
         let name = cstring(base).map_err(|e| entry_err(raw, e))?;
+        if self.how.no_overwrite_dir_non_dir
+            && let Ok(st) = sys::lstatat(pfd, &name)
+        {
+            if self::is_dir(&st) && !is_dir {
+                return Err(entry_err(
+                    raw,
+                    "cannot overwrite a directory with a non-directory",
+                ));
+            }
+            if !self::is_dir(&st) && is_dir {
+                return Err(entry_err(
+                    raw,
+                    "cannot overwrite a non-directory with a directory",
+                ));
+            }
+        }
 
         if is_dir {
             self.directory(pfd, &name, &path, raw, &meta)?;
@@ -450,9 +509,13 @@ impl Applier {
             }
             xattrs.push((name.clone(), value.clone()));
         }
+        let (uid, gid) = match self.how.chown {
+            Some(ids) => ids,
+            None => (id(h.uid, "uid")?, id(h.gid, "gid")?),
+        };
         Ok(Meta {
-            uid: id(h.uid, "uid")?,
-            gid: id(h.gid, "gid")?,
+            uid,
+            gid,
             mode: h.mode & 0o7777,
             mtime: h.mtime,
             xattrs,
@@ -694,7 +757,7 @@ impl Applier {
         let ctx = |what: &str, err: io::Error| entry_err(raw, format!("{what}: {err}"));
         sys::fchown(fd, meta.uid, meta.gid).map_err(|e| ctx("chown", e))?;
         sys::fchmod(fd, meta.mode).map_err(|e| ctx("chmod", e))?;
-        if existed {
+        if existed && !self.how.plain {
             for k in sys::flistxattr(fd).map_err(|e| ctx("listing xattrs", e))? {
                 let keep = k.starts_with(OVERLAY_XATTR_PREFIX)
                     || k == b"security.selinux"

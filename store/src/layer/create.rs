@@ -657,3 +657,41 @@ pub(super) fn create(
         media_type: opts.compression.media_type().to_string(),
     })
 }
+
+pub(super) fn tar_tree(src: &Path, name: &[u8], out: &mut dyn Write) -> Result<u64> {
+    let Some(top) = read_node(src.to_path_buf())? else {
+        return Err(LayerError::Io {
+            path: src.to_path_buf(),
+            source: io::Error::other("a socket cannot be archived"),
+        });
+    };
+    let mut w = DiffWalk {
+        out: Vec::new(),
+        groups: HashMap::new(),
+    };
+    if name.is_empty() {
+        if !top.is_dir() {
+            return Err(LayerError::Io {
+                path: src.to_path_buf(),
+                source: io::Error::from_raw_os_error(libc::ENOTDIR),
+            });
+        }
+        for n in sorted_names(src)? {
+            if let Some(node) = read_node(src.join(OsStr::from_bytes(&n)))? {
+                w.added(n, node)?;
+            }
+        }
+    } else {
+        w.added(name.to_vec(), top)?;
+    }
+    let mut tar = TarOut {
+        block: Vec::with_capacity(BLOCK),
+        hasher: Sha256::new(),
+        size: 0,
+        backend: Backend::Plain(out),
+        hdr: Vec::new(),
+    };
+    emit(w.out, &mut tar)?;
+    let (_, size) = tar.finish()?;
+    Ok(size)
+}

@@ -200,6 +200,37 @@ pub fn create(changes: &Changes, out: &mut dyn Write, opts: &CreateOptions) -> R
     create::create(changes, out, opts)
 }
 
+/// How [`extract`] writes over what is already there.
+#[derive(Debug, Clone, Default)]
+pub struct ExtractOptions {
+    /// Refuse to replace a directory with a non-directory and the reverse
+    /// (`docker cp`'s `noOverwriteDirNonDir`); otherwise what is there is
+    /// removed first, as a layer replaces it.
+    pub no_overwrite_dir_non_dir: bool,
+    /// Own every entry by this uid and gid instead of the tar's.
+    pub chown: Option<(u32, u32)>,
+}
+
+/// Unpack a plain tar (any supported compression) of files into the
+/// directory `dest`, as `docker cp` copies them in: the same resolution
+/// rules as [`apply`] (nothing is written outside `dest`; `..`, absolute
+/// names and paths through a symlink leading out are refused), but `.wh.`
+/// names are ordinary files, an entry for `dest` itself is skipped, and
+/// an existing directory keeps its other xattrs. Returns the tar's size.
+pub fn extract(reader: &mut dyn Read, dest: &Path, opts: &ExtractOptions) -> Result<u64> {
+    apply::extract(reader, dest, opts)
+}
+
+/// Write an uncompressed tar of the tree at `src` (a file, directory or
+/// any other node; a directory's content below it, never following a
+/// symlink) to `out`, in the format [`create`] writes. Entries are named
+/// under `name` (`name`, `name/a`, ...); with an empty `name`, `src` must
+/// be a directory and only its content is written (`a`, `b/c`: the form
+/// of `docker export`). Returns the tar's size.
+pub fn tar_tree(src: &Path, name: &[u8], out: &mut dyn Write) -> Result<u64> {
+    create::tar_tree(src, name, out)
+}
+
 /// Reads until `buf` is full or the stream ends; how much was read.
 fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
