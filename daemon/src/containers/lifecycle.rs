@@ -237,6 +237,11 @@ pub fn create(d: &Daemon, name: Option<&str>, req: ContainerCreateRequest) -> Re
     } = req;
     let mut host = host_config.unwrap_or_default();
     validate_host(&host)?;
+    if host.log_config.kind.is_empty() {
+        // dockerd fills in its default driver; clients (docker-py) read it
+        // back to decide whether they can read the logs.
+        host.log_config.kind = "json-file".into();
+    }
     if host.network_mode.is_empty() || host.network_mode == "default" {
         // Bridge networking is its own issue; until it lands a container
         // gets a network namespace with only loopback.
