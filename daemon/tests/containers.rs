@@ -866,3 +866,36 @@ fn update_changes_limits_of_a_running_container() {
     assert_eq!(limit(), "134217728", "a refused update changes nothing");
     d.docker_ok(&["rm", "-f", id]);
 }
+
+#[test]
+fn sizes_of_a_container() {
+    let (d, _) = Berthd::start(&["busybox:latest"]);
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "big",
+        "busybox",
+        "sh",
+        "-c",
+        "busybox dd if=/dev/zero of=/big bs=1000000 count=3 2>/dev/null",
+    ]);
+    let rw: i64 = inspect_size(&d, "{{.SizeRw}}");
+    let root: i64 = inspect_size(&d, "{{.SizeRootFs}}");
+    assert!((2_900_000..4_000_000).contains(&rw), "{rw}");
+    assert!(
+        root > rw + 1_000_000,
+        "the image's layers count in SizeRootFs: {root}"
+    );
+    let ps = d.docker_ok(&["ps", "-a", "-s", "--format", "{{.Size}}"]);
+    assert!(
+        ps.trim().starts_with("3.0") && ps.contains("MB (virtual "),
+        "{ps}"
+    );
+}
+
+fn inspect_size(d: &Berthd, tmpl: &str) -> i64 {
+    d.docker_ok(&["inspect", "-s", "-f", tmpl, "big"])
+        .trim()
+        .parse()
+        .unwrap()
+}

@@ -135,7 +135,14 @@ pub async fn get_list(State(d): State<Arc<Daemon>>, q: Q) -> Result<Json<Vec<Con
             })
             && filters.labels_match(&r.config.labels.clone().unwrap_or_default());
         if ok {
-            out.push(r.summary());
+            let mut sum = r.summary();
+            if flag(&q, "size") {
+                let (d2, id) = (d.clone(), r.id.clone());
+                let (rw, rootfs) = blocking(move || Ok(sizes(&d2, &id))).await?;
+                sum.size_rw = Some(rw);
+                sum.size_root_fs = Some(rootfs);
+            }
+            out.push(sum);
         }
         if limit.is_some_and(|l| out.len() as i64 >= l) {
             break;
@@ -144,8 +151,43 @@ pub async fn get_list(State(d): State<Arc<Daemon>>, q: Q) -> Result<Json<Vec<Con
     Ok(Json(out))
 }
 
-pub async fn get_inspect(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Result<Response> {
+/// (the container's own layer, that plus its image's layers), in bytes
+/// on disk.
+fn sizes(d: &Daemon, id: &str) -> (i64, i64) {
+    use berth_store::snapshot::Snapshots;
+    let rw = d
+        .store
+        .snapshots
+        .container_changes_dir(id)
+        .map_or(0, |p| Snapshots::disk_usage(&p));
+    let below: u64 = d
+        .store
+        .snapshots
+        .container(id)
+        .ok()
+        .and_then(|m| m.parent)
+        .and_then(|top| d.store.snapshots.chain_dirs(&top).ok())
+        .map_or(0, |dirs| {
+            dirs.iter().map(|p| Snapshots::disk_usage(p)).sum()
+        });
+    (rw as i64, (rw + below) as i64)
+}
+
+pub async fn get_inspect(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    q: Q,
+) -> Result<Response> {
     let e = d.containers.get(&id)?;
+    if flag(&q, "size") {
+        let rec = e.record();
+        let (d2, id) = (d.clone(), rec.id.clone());
+        let (rw, rootfs) = blocking(move || Ok(sizes(&d2, &id))).await?;
+        let mut i = rec.inspect(&d.driver, d.execs.of_container(&e.id));
+        i.size_rw = Some(rw);
+        i.size_root_fs = Some(rootfs);
+        return Ok(Json(i).into_response());
+    }
     Ok(Json(e.record().inspect(&d.driver, d.execs.of_container(&e.id))).into_response())
 }
 
