@@ -89,12 +89,15 @@ impl Db {
             key: key.to_string(),
             source,
         })?;
+        let t0 = std::time::Instant::now();
         let tx = self.db.begin_write().map_err(self.err())?;
         {
             let mut t = tx.open_table(table.def()).map_err(self.err())?;
             t.insert(key, raw.as_slice()).map_err(self.err())?;
         }
-        tx.commit().map_err(self.err())
+        tx.commit().map_err(self.err())?;
+        tracing::trace!(key, "state database write: {:?}", t0.elapsed());
+        Ok(())
     }
 
     pub fn delete(&self, table: Table, key: &str) -> Result<(), DbError> {
