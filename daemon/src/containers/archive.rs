@@ -604,19 +604,17 @@ pub async fn put_archive(
     let w = Wanted::parse(&path);
     // As dockerd: a path inside a writable mount may be written even when
     // the rootfs is read-only; a read-only mount never.
-    match mount_of(&rec, &w.clean) {
-        Some(m) if !m.rw => {
-            return Err(ApiError::InvalidParameter(
-                "mounted volume is marked read-only".into(),
-            ));
-        }
-        Some(_) => {}
-        None if rec.host_config.readonly_rootfs => {
-            return Err(ApiError::InvalidParameter(
-                "container rootfs is marked read-only".into(),
-            ));
-        }
-        None => {}
+    let refused = match mount_of(&rec, &w.clean) {
+        Some(m) if !m.rw => Some("mounted volume is marked read-only"),
+        Some(_) => None,
+        None if rec.host_config.readonly_rootfs => Some("container rootfs is marked read-only"),
+        None => None,
+    };
+    if let Some(why) = refused {
+        // Read what the client sends first: answering while it still
+        // writes would cost it the answer (a broken pipe instead).
+        let _ = axum::body::to_bytes(body, 1 << 30).await;
+        return Err(ApiError::InvalidParameter(why.into()));
     }
     let mut opts = ExtractOptions {
         no_overwrite_dir_non_dir: truthy(q.no_overwrite_dir_non_dir.as_deref()),
