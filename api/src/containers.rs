@@ -746,3 +746,135 @@ mod tests {
         assert_eq!(v["timeNano"], 5);
     }
 }
+
+/// The header `docker cp` reads a path's stat from (base64 JSON).
+pub const PATH_STAT_HEADER: &str = "X-Docker-Container-Path-Stat";
+
+/// `X-Docker-Container-Path-Stat`, before base64: Go's `PathStat`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PathStat {
+    pub name: String,
+    pub size: i64,
+    /// Go's `os.FileMode`: permission bits plus type bits up high.
+    pub mode: u32,
+    /// RFC 3339 with nanoseconds, as Go marshals a `time.Time`.
+    pub mtime: String,
+    /// For a symlink, where it leads, resolved inside the container.
+    pub link_target: String,
+}
+
+impl PathStat {
+    /// Go's `os.ModeDir`.
+    pub const MODE_DIR: u32 = 1 << 31;
+    /// Go's `os.ModeSymlink`.
+    pub const MODE_SYMLINK: u32 = 1 << 27;
+
+    pub fn is_dir(&self) -> bool {
+        self.mode & Self::MODE_DIR != 0
+    }
+
+    pub fn is_symlink(&self) -> bool {
+        self.mode & Self::MODE_SYMLINK != 0
+    }
+}
+
+/// `POST /containers/{id}/update`: only the fields given change.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerUpdateRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_swap: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_reservation: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nano_cpus: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_shares: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_period: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_quota: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpuset_cpus: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpuset_mems: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blkio_weight: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<RestartPolicy>,
+}
+
+/// One sample of `GET /containers/{id}/stats` (snake_case, as Docker
+/// writes it); only what the CLI reads.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ContainerStats {
+    pub read: String,
+    pub name: String,
+    pub id: String,
+    pub cpu_stats: CpuStats,
+    pub precpu_stats: CpuStats,
+    pub memory_stats: MemoryStats,
+    pub pids_stats: PidsStats,
+    pub blkio_stats: BlkioStats,
+    pub networks: Option<BTreeMap<String, NetworkStats>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CpuStats {
+    pub cpu_usage: CpuUsage,
+    pub system_cpu_usage: u64,
+    pub online_cpus: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CpuUsage {
+    pub total_usage: u64,
+    pub percpu_usage: Option<Vec<u64>>,
+    pub usage_in_kernelmode: u64,
+    pub usage_in_usermode: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MemoryStats {
+    pub usage: u64,
+    pub limit: u64,
+    pub stats: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PidsStats {
+    pub current: u64,
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BlkioStats {
+    pub io_service_bytes_recursive: Option<Vec<BlkioEntry>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BlkioEntry {
+    pub major: u64,
+    pub minor: u64,
+    pub op: String,
+    pub value: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetworkStats {
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+}

@@ -22,7 +22,7 @@ pub mod units;
 use args::{Cli, Cmd, ContainerCmd, ImageCmd, SystemCmd, VolumeCmd};
 use client::{Client, resolve_host};
 use commands::inspect::Kind;
-use commands::{containers, images, inspect, system, volumes};
+use commands::{containers, cp, images, inspect, stats, system, volumes};
 pub use error::{CliError, Result};
 
 /// Run one command line.
@@ -86,6 +86,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Cmd::Port(a) | Cmd::Container(ContainerCmd::Port(a)) => containers::port(&c, a).await,
         Cmd::Diff(a) | Cmd::Container(ContainerCmd::Diff(a)) => containers::diff(&c, a).await,
         Cmd::Export(a) | Cmd::Container(ContainerCmd::Export(a)) => containers::export(&c, a).await,
+        Cmd::Cp(a) | Cmd::Container(ContainerCmd::Cp(a)) => cp::cp(&c, a).await,
+        Cmd::Stats(a) | Cmd::Container(ContainerCmd::Stats(a)) => stats::stats(&c, a).await,
+        Cmd::Update(a) | Cmd::Container(ContainerCmd::Update(a)) => containers::update(&c, a).await,
         Cmd::Container(ContainerCmd::Inspect(a)) => {
             inspect::inspect(
                 &c,
@@ -104,6 +107,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Volume(VolumeCmd::Rm(a)) => volumes::rm(&c, a).await,
         Cmd::Volume(VolumeCmd::Prune(a)) => volumes::prune(&c, a).await,
-        Cmd::Events(a) => volumes::events(&c, a).await,
+        Cmd::Events(a) | Cmd::System(SystemCmd::Events(a)) => volumes::events(&c, a).await,
+        Cmd::System(SystemCmd::Prune(a)) => system::prune(&c, a).await,
     }
 }

@@ -603,3 +603,198 @@ fn chrono_now_secs() -> i64 {
         .unwrap()
         .as_secs() as i64
 }
+
+/// `cp` both ways with docker's rules for where things land, `update`
+/// and `stats --no-stream`, each next to the docker CLI's answer.
+#[test]
+fn cp_update_and_stats_like_docker() {
+    let d = daemon();
+    d.ok(&["run", "-d", "--name", "box", "busybox", "sleep", "100"]);
+    let host = d.dir.path().join("host");
+    std::fs::create_dir_all(host.join("dir/sub")).unwrap();
+    std::fs::write(host.join("file"), "one\n").unwrap();
+    std::fs::write(host.join("dir/sub/deep"), "two\n").unwrap();
+    std::os::unix::fs::symlink("file", host.join("link")).unwrap();
+    let h = |p: &str| host.join(p).to_str().unwrap().to_string();
+    let cat = |tool: &str, path: &str| {
+        let args = ["exec", "box", "cat", path];
+        let o = if tool == "docker" {
+            d.docker(&args)
+        } else {
+            d.berth(&args)
+        };
+        text(&o)
+    };
+    for (tool, n) in [("docker", "1"), ("berth", "2")] {
+        let run = |args: &[&str]| {
+            if tool == "docker" {
+                text(&d.docker(args))
+            } else {
+                text(&d.berth(args))
+            }
+        };
+        d.ok(&["exec", "box", "busybox", "mkdir", "-p", &format!("/in{n}")]);
+        let dir = format!("box:/in{n}");
+        // A file into a directory, under a new name, a directory, its
+        // contents, a link kept and a link followed.
+        assert_eq!(run(&["cp", &h("file"), &dir]).2, 0);
+        assert_eq!(run(&["cp", &h("file"), &format!("{dir}/renamed")]).2, 0);
+        assert_eq!(run(&["cp", &h("dir"), &dir]).2, 0);
+        assert_eq!(
+            run(&["cp", &format!("{}/.", h("dir")), &format!("{dir}/flat")]).2,
+            0
+        );
+        assert_eq!(run(&["cp", &h("link"), &format!("{dir}/l")]).2, 0);
+        assert_eq!(run(&["cp", "-L", &h("link"), &format!("{dir}/lf")]).2, 0);
+        for (path, want) in [
+            ("file", "one\n"),
+            ("renamed", "one\n"),
+            ("dir/sub/deep", "two\n"),
+            ("flat/sub/deep", "two\n"),
+            ("lf", "one\n"),
+        ] {
+            assert_eq!(
+                cat(tool, &format!("/in{n}/{path}")).0,
+                want,
+                "{tool} {path}"
+            );
+        }
+        let link = d.ok(&["exec", "box", "busybox", "readlink", &format!("/in{n}/l")]);
+        assert_eq!(link, "file\n");
+        // And back out.
+        let out = host.join(format!("out{n}"));
+        assert_eq!(
+            run(&["cp", &format!("{dir}/dir"), out.to_str().unwrap()]).2,
+            0
+        );
+        assert_eq!(
+            std::fs::read_to_string(out.join("sub/deep")).unwrap(),
+            "two\n"
+        );
+        assert_eq!(
+            run(&["cp", &format!("{dir}/file"), out.to_str().unwrap()]).2,
+            0
+        );
+        assert_eq!(std::fs::read_to_string(out.join("file")).unwrap(), "one\n");
+    }
+    // Refusals word for word.
+    for args in [
+        vec!["cp", "a", "b"],
+        vec!["cp", "box:/a", "box:/b"],
+        vec!["cp", "box:/nope", "x"],
+        vec!["cp", &h("dir"), "box:/in1/file"],
+        vec!["cp", &h("file"), "box:/nowhere/"],
+        vec!["cp", "box:/in1/dir", &h("file")],
+        vec!["cp", "box:/in1/file", "/nonexistent-bt/x"],
+        vec!["cp", "nobox:/x", &h("file")],
+        vec!["update", "box"],
+        vec!["update", "--memory", "lots", "box"],
+    ] {
+        // docker's cp also logs its own tar writer's broken pipe.
+        let last = |(o, e, c): (String, String, i32)| {
+            let e: Vec<&str> = e.lines().filter(|l| !l.contains("level=error")).collect();
+            (o, e.join("\n").replace("docker", "berth"), c)
+        };
+        assert_eq!(
+            last(text(&d.berth(&args))),
+            last(text(&d.docker(&args))),
+            "{args:?}"
+        );
+    }
+    // update changes the limits the kernel enforces.
+    assert_eq!(
+        same_as_docker(
+            &d,
+            &["update", "--memory", "64m", "--pids-limit", "40", "box"]
+        ),
+        "box\n"
+    );
+    assert_eq!(
+        inspect(
+            &d,
+            "box",
+            "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}"
+        ),
+        "67108864 40"
+    );
+    let id = inspect(&d, "box", "{{.Id}}");
+    let limit = std::fs::read_to_string(format!("/sys/fs/cgroup/pids/berth/{id}/pids.max"))
+        .or_else(|_| std::fs::read_to_string(format!("/sys/fs/cgroup/berth/{id}/pids.max")))
+        .unwrap();
+    assert_eq!(limit.trim(), "40");
+    // stats: the same columns and the limit just set.
+    let fmt = "{{.Name}} {{.ID}} {{.PIDs}} {{.MemUsage}}";
+    let (b, _, _) = text(&d.berth(&["stats", "--no-stream", "--format", fmt, "box"]));
+    let (k, _, _) = text(&d.docker(&["stats", "--no-stream", "--format", fmt, "box"]));
+    let cells = |s: &str| s.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+    let (b, k) = (cells(&b), cells(&k));
+    assert_eq!(b[..3], k[..3]);
+    assert_eq!(b[0], "box");
+    assert_eq!(b.last().unwrap(), "64MiB");
+    let table = d.ok(&["stats", "--no-stream"]);
+    let header = table.lines().next().unwrap();
+    assert_eq!(
+        cols(header),
+        [
+            "CONTAINER ID",
+            "NAME",
+            "CPU %",
+            "MEM USAGE / LIMIT",
+            "MEM %",
+            "NET I/O",
+            "BLOCK I/O",
+            "PIDS"
+        ]
+    );
+    d.ok(&["rm", "-f", "box"]);
+}
+
+/// `system prune`: asks first, then removes stopped containers, unused
+/// images (`-a`) and, with `--volumes`, anonymous volumes; keeps what a
+/// running container uses.
+#[test]
+fn system_prune() {
+    let d = daemon();
+    d.import_busybox("spare:1");
+    let stopped = d.ok(&["create", "-v", "/anon", "busybox", "true"]);
+    d.ok(&["run", "-d", "--name", "keep", "busybox", "sleep", "100"]);
+    let (out, _, code) = text(&d.berth_with(&["system", "prune", "-a", "--volumes"], Some(b"n\n")));
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("WARNING! This will remove:\n  - all stopped containers\n"),
+        "{out}"
+    );
+    assert!(out.contains("  - all anonymous volumes not used by at least one container\n"));
+    assert!(
+        out.ends_with("\nAre you sure you want to continue? [y/N] "),
+        "{out}"
+    );
+    assert_eq!(
+        d.ok(&["ps", "-aq"]).lines().count(),
+        2,
+        "nothing pruned on no"
+    );
+    let anon = d.ok(&["volume", "ls", "-q"]);
+    let out = d.ok(&["system", "prune", "-af", "--volumes"]);
+    let want = format!(
+        "Deleted Containers:\n{}\n\nDeleted Volumes:\n{}\n",
+        stopped.trim(),
+        anon.trim()
+    );
+    assert!(out.starts_with(&want), "{out}");
+    assert!(
+        out.contains("Deleted Images:\nuntagged: spare:1\ndeleted: sha256:"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("B\n") && out.contains("Total reclaimed space: "),
+        "{out}"
+    );
+    assert_eq!(d.ok(&["ps", "-a", "--format", "{{.Names}}"]), "keep\n");
+    assert_eq!(
+        d.ok(&["images", "--format", "{{.Repository}}"]),
+        "busybox\n"
+    );
+    assert_eq!(d.ok(&["volume", "ls", "-q"]), "");
+    d.ok(&["rm", "-f", "keep"]);
+}

@@ -166,9 +166,11 @@ pub async fn save(d: Arc<Daemon>, names: Vec<String>) -> Result<Response> {
         let names = names.clone();
         blocking(move || {
             for n in &names {
-                d.store
+                let img = d
+                    .store
                     .image(n)
                     .map_err(|e| ApiError::from_image_lookup(n, e))?;
+                d.events.image(img.id.as_ref(), n, "save");
             }
             Ok(())
         })

@@ -94,6 +94,24 @@ impl Events {
         self.publish("image", action, id, attrs);
     }
 
+    /// `mount` (at start) or `unmount` (at exit) for each volume of `rec`,
+    /// as dockerd reports them.
+    pub fn volume_mounts(&self, rec: &Record, action: &str) {
+        for m in rec.mounts.iter().filter(|m| m.kind == "volume") {
+            let mut attrs: BTreeMap<String, String> = [
+                ("container".to_string(), rec.id.clone()),
+                ("driver".to_string(), "local".to_string()),
+            ]
+            .into();
+            if action == "mount" {
+                attrs.insert("destination".into(), m.destination.clone());
+                attrs.insert("propagation".into(), m.propagation.clone());
+                attrs.insert("read/write".into(), m.rw.to_string());
+            }
+            self.publish("volume", action, &m.name, attrs);
+        }
+    }
+
     pub fn volume(&self, name: &str, action: &str, driver: &str) {
         let attrs = [("driver".to_string(), driver.to_string())].into();
         self.publish("volume", action, name, attrs);

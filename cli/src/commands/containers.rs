@@ -1,11 +1,12 @@
 //! The container commands: `run`, `create`, `start`, `ps`, `logs`,
 //! `exec`, `attach`, `stop`, `restart`, `kill`, `rm`, `pause`,
-//! `unpause`, `rename`, `wait`, `top`, `port`, `diff`, `export`,
-//! `container prune`.
+//! `unpause`, `rename`, `update`, `wait`, `top`, `port`, `diff`,
+//! `export`, `container prune`.
 
 use berth_api::containers::{
     ContainerCreateResponse, ContainerPruneResponse, ContainerSummary, ContainerTopResponse,
-    ContainerWaitResponse, ExecConfig, ExecInspect, ExecStartConfig, FilesystemChange, IdResponse,
+    ContainerUpdateRequest, ContainerUpdateResponse, ContainerWaitResponse, ExecConfig,
+    ExecInspect, ExecStartConfig, FilesystemChange, IdResponse,
 };
 use futures_util::StreamExt;
 use http::{HeaderMap, Method};
@@ -14,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 use super::{confirm, eprint, filters_json, print};
 use crate::args::{
     AttachArgs, ExecArgs, ExportArgs, KillArgs, LogsArgs, Names, OneName, PortArgs, PruneArgs,
-    PsArgs, RenameArgs, RmArgs, RunArgs, StartArgs, StopArgs, TopArgs,
+    PsArgs, RenameArgs, RmArgs, RunArgs, StartArgs, StopArgs, TopArgs, UpdateArgs,
 };
 use crate::client::{Client, chunks, empty, enc, json_body, query};
 use crate::commands::create_opts::CreateOpts;
@@ -349,6 +350,50 @@ pub async fn rm(c: &Client, a: &RmArgs) -> Result<()> {
 pub async fn simple(c: &Client, a: &Names, what: &str) -> Result<()> {
     each(&a.containers, |n| async move {
         c.post_ok(&cpath(&n, &format!("/{what}")), empty()).await?;
+        Ok(format!("{n}\n"))
+    })
+    .await
+}
+
+pub async fn update(c: &Client, a: &UpdateArgs) -> Result<()> {
+    use super::create_opts::{memory, restart_policy};
+    // A bad value is a flag error: docker adds the usage to it.
+    let given = |v: &Option<String>, flag: &str| -> Result<Option<i64>> {
+        v.as_ref()
+            .map(|_| memory(flag, v))
+            .transpose()
+            .map_err(|e| {
+                CliError::Usage(format!(
+                    "{e}\n\nUsage:  berth update [OPTIONS] CONTAINER [CONTAINER...]\n\n\
+                     Run 'berth update --help' for more information"
+                ))
+            })
+    };
+    let body = ContainerUpdateRequest {
+        memory: given(&a.memory, "-m, --memory")?,
+        memory_swap: given(&a.memory_swap, "--memory-swap")?,
+        memory_reservation: given(&a.memory_reservation, "--memory-reservation")?,
+        nano_cpus: a.cpus.map(|c| (c * 1e9).round() as i64),
+        cpu_shares: a.cpu_shares,
+        cpu_period: a.cpu_period,
+        cpu_quota: a.cpu_quota,
+        cpuset_cpus: a.cpuset_cpus.clone(),
+        cpuset_mems: a.cpuset_mems.clone(),
+        pids_limit: a.pids_limit,
+        blkio_weight: a.blkio_weight,
+        restart_policy: a.restart.as_deref().map(restart_policy).transpose()?,
+    };
+    if body == ContainerUpdateRequest::default() {
+        return Err(CliError::Message(
+            "you must provide one or more flags when using this command".into(),
+        ));
+    }
+    let body = &body;
+    each(&a.containers, |n| async move {
+        let r: ContainerUpdateResponse = c.post(&cpath(&n, "/update"), json_body(body)).await?;
+        for w in r.warnings {
+            eprint(&format!("{w}\n"));
+        }
         Ok(format!("{n}\n"))
     })
     .await

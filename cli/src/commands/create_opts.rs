@@ -201,7 +201,7 @@ fn duration_ns(flag: &str, v: &Option<String>) -> Result<i64> {
     }
 }
 
-fn memory(flag: &str, v: &Option<String>) -> Result<i64> {
+pub(crate) fn memory(flag: &str, v: &Option<String>) -> Result<i64> {
     match v.as_deref() {
         None => Ok(0),
         Some("-1") => Ok(-1),
@@ -353,7 +353,7 @@ pub fn parse_mount(spec: &str) -> Result<Mount> {
     Ok(m)
 }
 
-fn restart_policy(s: &str) -> Result<RestartPolicy> {
+pub(crate) fn restart_policy(s: &str) -> Result<RestartPolicy> {
     let (name, count) = s.split_once(':').unwrap_or((s, ""));
     let maximum_retry_count = if count.is_empty() {
         0

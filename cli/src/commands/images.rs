@@ -298,7 +298,11 @@ pub async fn rmi(c: &Client, a: &RmiArgs) -> Result<()> {
     }
 }
 
-fn delete_lines(items: &[ImageDeleteResponseItem], untagged: &str, deleted: &str) -> String {
+pub(crate) fn delete_lines(
+    items: &[ImageDeleteResponseItem],
+    untagged: &str,
+    deleted: &str,
+) -> String {
     let mut out = String::new();
     for i in items {
         if let Some(u) = &i.untagged {

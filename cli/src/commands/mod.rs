@@ -2,9 +2,11 @@
 //! docker prints.
 
 pub mod containers;
+pub mod cp;
 pub mod create_opts;
 pub mod images;
 pub mod inspect;
+pub mod stats;
 pub mod system;
 pub mod volumes;
 

@@ -1,9 +1,9 @@
-//! `version`, `info`, `system df`.
+//! `version`, `info`, `system df`, `system prune`.
 
 use berth_api::{SystemDataUsageResponse, SystemInfo, SystemVersion};
 
 use super::print;
-use crate::args::{DfArgs, FormatOnly};
+use crate::args::{DfArgs, FormatOnly, SystemPruneArgs};
 use crate::client::{CLIENT_API_VERSION, Client};
 use crate::error::{CliError, Result};
 use crate::formatter::{Format, row};
@@ -501,6 +501,138 @@ pub fn df_verbose(d: &SystemDataUsageResponse) -> String {
         "CACHE ID\tCACHE TYPE\tSIZE\tCREATED\tLAST USED\tUSAGE\tSHARED\n",
     ));
     out
+}
+
+/// `system prune`: stopped containers, unused networks, with `--volumes`
+/// anonymous volumes, dangling (`-a`: unused) images and build cache, each
+/// reported as docker reports it, then the space reclaimed in all.
+pub async fn prune(c: &Client, a: &SystemPruneArgs) -> Result<()> {
+    use crate::client::{empty, query};
+    use berth_api::containers::{ContainerPruneResponse, VolumePruneResponse};
+    use berth_api::images::ImagePruneResponse;
+    if a.volumes && a.filter.iter().any(|f| f.starts_with("until")) {
+        return Err(CliError::Message(
+            "ERROR: The \"until\" filter is not supported with \"--volumes\"".into(),
+        ));
+    }
+    if !a.force {
+        let mut warning = String::from(
+            "WARNING! This will remove:\n  - all stopped containers\n  \
+             - all networks not used by at least one container\n",
+        );
+        if a.volumes {
+            warning.push_str("  - all anonymous volumes not used by at least one container\n");
+        }
+        warning.push_str(if a.all {
+            "  - all images without at least one container associated to them\n"
+        } else {
+            "  - all dangling images\n"
+        });
+        warning.push_str(if a.all {
+            "  - all build cache\n"
+        } else {
+            "  - unused build cache\n"
+        });
+        if !a.filter.is_empty() {
+            warning.push_str("\n  Items to be pruned will be filtered with:\n");
+            for f in &a.filter {
+                warning.push_str(&format!("  - {f}\n"));
+            }
+        }
+        if !super::confirm(&warning)? {
+            return Ok(());
+        }
+    }
+    let filters = |extra: Option<String>| -> Result<String> {
+        let mut f = a.filter.clone();
+        f.extend(extra);
+        Ok(super::filters_json(&f)?.map_or(String::new(), |f| query(&[("filters", f)])))
+    };
+    let listed = |title: &str, items: Vec<String>| -> String {
+        if items.is_empty() {
+            return String::new();
+        }
+        format!("{title}\n{}\n\n", items.join("\n"))
+    };
+    let mut out = String::new();
+    let mut space: i64 = 0;
+    let r: ContainerPruneResponse = c
+        .post(&format!("/containers/prune{}", filters(None)?), empty())
+        .await?;
+    space += r.space_reclaimed;
+    out.push_str(&listed(
+        "Deleted Containers:",
+        r.containers_deleted.unwrap_or_default(),
+    ));
+    // Networks and the build cache come with their own parts of berthd;
+    // a daemon without them has nothing of theirs to prune.
+    match c
+        .post::<serde_json::Value>(&format!("/networks/prune{}", filters(None)?), empty())
+        .await
+    {
+        Ok(v) => out.push_str(&listed("Deleted Networks:", strings(&v["NetworksDeleted"]))),
+        Err(CliError::Daemon { status: 404, .. }) => {}
+        Err(e) => return Err(e),
+    }
+    if a.volumes {
+        let r: VolumePruneResponse = c
+            .post(&format!("/volumes/prune{}", filters(None)?), empty())
+            .await?;
+        space += r.space_reclaimed;
+        out.push_str(&listed(
+            "Deleted Volumes:",
+            r.volumes_deleted.unwrap_or_default(),
+        ));
+    }
+    let r: ImagePruneResponse = c
+        .post(
+            &format!(
+                "/images/prune{}",
+                filters(Some(format!("dangling={}", !a.all)))?
+            ),
+            empty(),
+        )
+        .await?;
+    space += r.space_reclaimed as i64;
+    if let Some(items) = r.images_deleted.as_ref().filter(|i| !i.is_empty()) {
+        out.push_str("Deleted Images:\n");
+        out.push_str(&super::images::delete_lines(
+            items,
+            "untagged: ",
+            "deleted: ",
+        ));
+        out.push('\n');
+    }
+    let q = if a.all { "?all=1" } else { "" };
+    match c
+        .post::<serde_json::Value>(&format!("/build/prune{q}"), empty())
+        .await
+    {
+        Ok(v) => {
+            space += v["SpaceReclaimed"].as_i64().unwrap_or(0);
+            out.push_str(&listed(
+                "Deleted build cache objects:",
+                strings(&v["CachesDeleted"]),
+            ));
+        }
+        Err(CliError::Daemon { status: 404, .. }) => {}
+        Err(e) => return Err(e),
+    }
+    out.push_str(&format!(
+        "Total reclaimed space: {}\n",
+        human_size(space as f64)
+    ));
+    print(&out)
+}
+
+fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -158,6 +158,20 @@ impl Daemon {
         out
     }
 
+    /// `tool` (`berth` or the docker CLI) pointed at this berthd, its
+    /// output and stdin left to the caller.
+    pub fn command(&self, tool: &str) -> Command {
+        let mut cmd = Command::new(if tool == "docker" { DOCKER } else { BERTH });
+        cmd.env_remove("DOCKER_HOST")
+            .env_remove("BERTH_HOST")
+            .env_remove("DOCKER_CONTEXT")
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .env("TZ", "UTC")
+            .arg("-H")
+            .arg(self.host());
+        cmd
+    }
+
     /// The real docker CLI against the same berthd, for comparisons.
     pub fn docker(&self, args: &[&str]) -> Output {
         require_docker();

@@ -42,7 +42,7 @@ use berth_store::snapshot::Driver;
 use bytes::Bytes;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{FileStat, Mode};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
 use super::lifecycle::Paths;
@@ -52,22 +52,7 @@ use crate::archives::{BodyReader, ChannelWriter};
 use crate::error::{ApiError, Result};
 use crate::server::Daemon;
 
-/// The header `docker cp` reads a path's stat from.
-pub const STAT_HEADER: &str = "X-Docker-Container-Path-Stat";
-
-/// `X-Docker-Container-Path-Stat`, before base64: Go's `PathStat`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PathStat {
-    pub name: String,
-    pub size: i64,
-    /// Go's `os.FileMode`: permission bits plus type bits up high.
-    pub mode: u32,
-    /// RFC 3339 with nanoseconds, as Go marshals a `time.Time`.
-    pub mtime: String,
-    /// For a symlink, where it leads, resolved inside the container.
-    pub link_target: String,
-}
+pub use berth_api::containers::{PATH_STAT_HEADER as STAT_HEADER, PathStat};
 
 /// Go's `os.FileMode` for a `st_mode`.
 pub fn go_mode(st_mode: u32) -> u32 {
@@ -598,8 +583,14 @@ pub async fn put_archive(
     Query(q): Query<ArchiveQuery>,
     body: Body,
 ) -> Result<StatusCode> {
-    let path = q.path()?.to_string();
-    let e = d.containers.get(&id)?;
+    let found = q
+        .path()
+        .map(str::to_string)
+        .and_then(|path| Ok((path, d.containers.get(&id)?)));
+    let (path, e) = match found {
+        Ok(found) => found,
+        Err(err) => return Err(drain(body, err).await),
+    };
     let rec = e.record();
     let w = Wanted::parse(&path);
     // As dockerd: a path inside a writable mount may be written even when
@@ -611,10 +602,7 @@ pub async fn put_archive(
         None => None,
     };
     if let Some(why) = refused {
-        // Read what the client sends first: answering while it still
-        // writes would cost it the answer (a broken pipe instead).
-        let _ = axum::body::to_bytes(body, 1 << 30).await;
-        return Err(ApiError::InvalidParameter(why.into()));
+        return Err(drain(body, ApiError::InvalidParameter(why.into())).await);
     }
     let mut opts = ExtractOptions {
         no_overwrite_dir_non_dir: truthy(q.no_overwrite_dir_non_dir.as_deref()),
@@ -655,6 +643,13 @@ pub async fn put_archive(
     Ok(StatusCode::OK)
 }
 
+/// Read what the client sends before refusing it: answering while it
+/// still writes would cost it the answer (a broken pipe instead).
+async fn drain(body: Body, err: ApiError) -> ApiError {
+    let _ = axum::body::to_bytes(body, 1 << 30).await;
+    err
+}
+
 /// `GET /containers/{id}/export`: a tar of the container's root
 /// filesystem (its mounts left out), streamed.
 pub async fn get_export(
@@ -662,10 +657,11 @@ pub async fn get_export(
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response> {
     let e = d.containers.get(&id)?;
+    let rec = e.record();
     let (ready_tx, ready_rx) = oneshot::channel::<Result<()>>();
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(8);
     spawn_in_root(
-        d,
+        d.clone(),
         e,
         View::Rootfs,
         Box::new(move |ctx| match ctx {
@@ -682,6 +678,7 @@ pub async fn get_export(
     ready_rx
         .await
         .map_err(|_| ApiError::Internal("the export job failed".into()))??;
+    d.events.container(&rec, "export");
     Ok(tar_response(rx, None))
 }
 

@@ -716,7 +716,9 @@ pub fn start(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<()> {
         r.has_been_started = true;
         r.manually_stopped = false;
     })?;
-    d.events.container(&e.record(), "start");
+    let rec = e.record();
+    d.events.volume_mounts(&rec, "mount");
+    d.events.container(&rec, "start");
     monitor::follow(d.clone(), e.clone(), shim_pid);
     super::health::spawn(d.clone(), e.clone());
     Ok(())
@@ -760,6 +762,9 @@ pub fn signal(d: &Daemon, e: &Entry, sig: Signal, all: bool) -> Result<()> {
     if rec.state.status == Status::Paused && sig == Signal::SIGKILL {
         let _ = rt.resume(&rec.id);
     }
+    // As dockerd: every signal sent is a `kill` event, stop's too.
+    d.events
+        .container_with(&rec, "kill", [("signal", (sig as i32).to_string())]);
     Ok(())
 }
 

@@ -97,6 +97,7 @@ pub async fn ended(d: &Arc<Daemon>, e: &Arc<Entry>) {
     tracing::debug!(id = e.id, code, "exit recorded");
     d.events
         .container_with(&rec, "die", [("exitCode", code.to_string())]);
+    d.events.volume_mounts(&rec, "unmount");
 }
 
 /// At daemon start: follow the shims still running, settle the records of

@@ -263,8 +263,6 @@ pub async fn post_kill(
         d.containers.update(&e, |r| r.manually_stopped = true)?;
     }
     lifecycle::signal(&d, &e, sig, false)?;
-    d.events
-        .container_with(&e.record(), "kill", [("signal", (sig as i32).to_string())]);
     Ok(no_content())
 }
 
@@ -699,5 +697,10 @@ pub async fn post_resize(
             .map_err(|err| ApiError::InvalidParameter(format!("resize: {err}")))
     })
     .await?;
+    d.events.container_with(
+        &e.record(),
+        "resize",
+        [("height", h.to_string()), ("width", w.to_string())],
+    );
     Ok(StatusCode::OK.into_response())
 }
