@@ -70,7 +70,7 @@ pub struct ImageConfig {
     pub env: Option<Vec<String>>,
     pub cmd: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub healthcheck: Option<serde_json::Value>,
+    pub healthcheck: Option<containers::HealthConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub args_escaped: Option<bool>,
     pub image: String,

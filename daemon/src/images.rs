@@ -7,8 +7,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use berth_api::{
-    DriverData, EmptyObject, HistoryResponseItem, ImageConfig, ImageInspect, ImageMetadata,
-    ImageSummary, RootFs,
+    DriverData, HistoryResponseItem, ImageConfig, ImageInspect, ImageMetadata, ImageSummary, RootFs,
 };
 use berth_store::digest::chain_ids;
 use berth_store::refs::ImageName;
@@ -176,26 +175,15 @@ pub fn list(store: &Store, filters: &Filters) -> Result<Vec<ImageSummary>> {
     Ok(out)
 }
 
+/// The image's `config` as Docker reports it, read from the raw config
+/// so that Docker's extensions (Healthcheck, OnBuild, Shell) are there.
 pub(crate) fn image_config(image: &Image) -> ImageConfig {
-    let Some(c) = image.config.config() else {
-        return ImageConfig::default();
-    };
-    let set = |v: &Option<Vec<String>>| {
-        v.as_ref()
-            .map(|v| v.iter().map(|k| (k.clone(), EmptyObject {})).collect())
-    };
-    ImageConfig {
-        user: c.user().clone().unwrap_or_default(),
-        exposed_ports: set(c.exposed_ports()),
-        env: c.env().clone(),
-        cmd: c.cmd().clone(),
-        volumes: set(c.volumes()),
-        working_dir: c.working_dir().clone().unwrap_or_default(),
-        entrypoint: c.entrypoint().clone(),
-        labels: c.labels().clone().map(|l| l.into_iter().collect()),
-        stop_signal: c.stop_signal().clone(),
-        ..ImageConfig::default()
-    }
+    image
+        .raw_config
+        .get("config")
+        .filter(|c| c.is_object())
+        .and_then(|c| serde_json::from_value(c.clone()).ok())
+        .unwrap_or_default()
 }
 
 pub fn inspect(store: &Store, driver: &str, name: &str) -> Result<ImageInspect> {

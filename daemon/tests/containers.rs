@@ -879,3 +879,88 @@ fn inspect_size(d: &Berthd, tmpl: &str) -> i64 {
         .parse()
         .unwrap()
 }
+
+/// An image's own HEALTHCHECK (a Docker extension of the OCI config)
+/// shows in `image inspect`, runs in its containers, and a container's
+/// `--health-*` flags override it field by field.
+#[test]
+fn image_healthcheck_is_honoured() {
+    let (d, _) = Berthd::start(&[]);
+    let layer = support::busybox_tar();
+    let diff_id = berth_store::digest::sha256(&layer).to_string();
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {
+            "Cmd": ["sleep", "100"],
+            "Healthcheck": {
+                "Test": ["CMD-SHELL", "cat /tmp/ok"],
+                "Interval": 200_000_000u64, "Retries": 1
+            },
+            "OnBuild": ["RUN echo child"]
+        },
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]}
+    });
+    let manifest = r#"[{"Config":"config.json","RepoTags":["hc:1"],"Layers":["layer.tar"]}]"#;
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in [
+        ("layer.tar", layer),
+        ("config.json", config.to_string().into_bytes()),
+        ("manifest.json", manifest.as_bytes().to_vec()),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, name, &data[..]).unwrap();
+    }
+    let archive = b.into_inner().unwrap();
+    let out = d.docker_stdin(&["load"], &archive);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hc = d.docker_ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .Config.Healthcheck}} {{json .Config.OnBuild}}",
+        "hc:1",
+    ]);
+    assert_eq!(
+        hc.trim(),
+        r#"{"Test":["CMD-SHELL","cat /tmp/ok"],"Interval":200000000,"Retries":1} ["RUN echo child"]"#
+    );
+    // The image's check: unhealthy, as /tmp/ok is missing.
+    d.docker_ok(&["run", "-d", "--name", "sick", "hc:1"]);
+    assert!(eventually(Duration::from_secs(10), || inspect(
+        &d,
+        "sick",
+        "{{.State.Health.Status}}"
+    ) == "unhealthy"));
+    // Only the command overridden: the image's interval still applies.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "well",
+        "--health-cmd",
+        "true",
+        "hc:1",
+    ]);
+    assert!(eventually(Duration::from_secs(10), || inspect(
+        &d,
+        "well",
+        "{{.State.Health.Status}}"
+    ) == "healthy"));
+    assert_eq!(
+        inspect(&d, "well", "{{.Config.Healthcheck.Interval}}"),
+        "200ms"
+    );
+    // --no-healthcheck turns it off.
+    d.docker_ok(&["run", "-d", "--name", "off", "--no-healthcheck", "hc:1"]);
+    assert_eq!(
+        inspect(&d, "off", "{{if .State.Health}}on{{else}}off{{end}}"),
+        "off"
+    );
+    d.docker_ok(&["rm", "-f", "sick", "well", "off"]);
+}

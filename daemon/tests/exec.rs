@@ -110,7 +110,7 @@ fn exec_inspect_start_twice_and_container_exec_ids() {
     let (status, body) = d.send_json(
         "POST",
         "/containers/box/exec",
-        r#"{"Cmd":["sh","-c","sleep 0.3; exit 3"],"AttachStdout":true,"User":"1000"}"#,
+        r#"{"Cmd":["sh","-c","sleep 2; exit 3"],"AttachStdout":true,"User":"1000"}"#,
     );
     assert_eq!(status, 201, "{body}");
     let id = json(&body)["Id"].as_str().unwrap().to_string();
@@ -121,7 +121,7 @@ fn exec_inspect_start_twice_and_container_exec_ids() {
     assert_eq!(v["Running"], false);
     assert!(v["ExitCode"].is_null(), "{v}");
     assert_eq!(v["ProcessConfig"]["entrypoint"], "sh");
-    assert_eq!(v["ProcessConfig"]["arguments"][1], "sleep 0.3; exit 3");
+    assert_eq!(v["ProcessConfig"]["arguments"][1], "sleep 2; exit 3");
     assert_eq!(v["ProcessConfig"]["user"], "1000");
     assert_eq!(v["OpenStdout"], true);
     assert_eq!(v["OpenStdin"], false);

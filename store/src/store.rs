@@ -69,6 +69,9 @@ pub struct Image {
     pub manifest_digest: Digest,
     pub manifest: ImageManifest,
     pub config: ImageConfiguration,
+    /// The config blob as JSON: with what `config` has no field for
+    /// (Docker's `Healthcheck`, `OnBuild`, `Shell`).
+    pub raw_config: serde_json::Value,
     pub diff_ids: Vec<Digest>,
 }
 
@@ -360,13 +363,17 @@ impl Store {
             .to_string()
             .parse()
             .expect("config digest parses");
-        let config = image::parse_config(&id, &self.blobs.read(&id)?)?;
+        let raw = self.blobs.read(&id)?;
+        let config = image::parse_config(&id, &raw)?;
+        // parse_config accepted it, so it is JSON.
+        let raw_config = serde_json::from_slice(&raw).unwrap_or_default();
         let diff_ids = image::diff_ids(&id, &config, manifest.layers().len())?;
         Ok(Image {
             id,
             manifest_digest: manifest_digest.clone(),
             manifest,
             config,
+            raw_config,
             diff_ids,
         })
     }
@@ -516,9 +523,8 @@ impl Store {
     ) -> Result<Digest> {
         let platform = Platform::host();
         let mut config = match parent {
-            Some(p) => {
-                serde_json::to_value(&p.config).map_err(|e| StoreError::Invalid(e.to_string()))?
-            }
+            // Raw, so that Docker's extensions (Healthcheck, OnBuild) live on.
+            Some(p) => p.raw_config.clone(),
             None => serde_json::json!({
                 "architecture": platform.architecture, "os": platform.os, "config": {},
                 "rootfs": {"type": "layers", "diff_ids": []}, "history": []

@@ -120,6 +120,29 @@ pub fn merge_image_config(c: &mut ContainerConfig, image: &berth_api::ImageConfi
     if c.stop_signal.is_none() {
         c.stop_signal = image.stop_signal.clone();
     }
+    // As dockerd: the image's healthcheck fills in what the container's
+    // leaves unset, field by field.
+    if let Some(ih) = &image.healthcheck {
+        match &mut c.healthcheck {
+            None => c.healthcheck = Some(ih.clone()),
+            Some(h) => {
+                if h.test.as_ref().is_none_or(|t| t.is_empty()) {
+                    h.test = ih.test.clone();
+                }
+                for (mine, theirs) in [
+                    (&mut h.interval, ih.interval),
+                    (&mut h.timeout, ih.timeout),
+                    (&mut h.retries, ih.retries),
+                    (&mut h.start_period, ih.start_period),
+                    (&mut h.start_interval, ih.start_interval),
+                ] {
+                    if *mine == 0 {
+                        *mine = theirs;
+                    }
+                }
+            }
+        }
+    }
     let mut ports = image.exposed_ports.clone().unwrap_or_default();
     ports.extend(c.exposed_ports.take().unwrap_or_default());
     c.exposed_ports = (!ports.is_empty()).then_some(ports);
@@ -969,6 +992,35 @@ mod tests {
             c.cmd, None,
             "an entrypoint without cmd drops the image's cmd"
         );
+    }
+
+    #[test]
+    fn image_healthcheck_fills_in_field_by_field() {
+        use berth_api::containers::HealthConfig;
+        let image = ImageConfig {
+            healthcheck: Some(HealthConfig {
+                test: Some(vec!["CMD".into(), "check".into()]),
+                interval: 5,
+                retries: 2,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut c = ContainerConfig::default();
+        merge_image_config(&mut c, &image);
+        assert_eq!(c.healthcheck, image.healthcheck);
+        let mut c = ContainerConfig {
+            healthcheck: Some(HealthConfig {
+                test: Some(vec!["CMD-SHELL".into(), "mine".into()]),
+                retries: 7,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        merge_image_config(&mut c, &image);
+        let h = c.healthcheck.unwrap();
+        assert_eq!(h.test.unwrap()[1], "mine");
+        assert_eq!((h.interval, h.retries), (5, 7));
     }
 
     #[test]
