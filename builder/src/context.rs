@@ -105,6 +105,7 @@ pub fn walk_context(
     let mut out = Vec::new();
     walk(root, "", ignore, &mut out)?;
     out.sort_by(|a, b| a.path.cmp(&b.path));
+    tracing::debug!(root = %root.display(), entries = out.len(), "walked build context");
     Ok(out)
 }
 

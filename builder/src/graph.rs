@@ -96,6 +96,7 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions, target: Option<&str>) -> Resul
         groups.push(wave);
     }
     let order = groups.iter().flatten().copied().collect();
+    tracing::debug!(target, ?groups, "build plan");
     Ok(BuildPlan {
         target,
         stages,
