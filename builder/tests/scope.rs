@@ -202,3 +202,16 @@ fn a_stage_on_a_stage_inherits_env_and_args() {
     let w = child.step(&df.stages[1].instructions[0]).unwrap();
     assert_eq!(w.command, Command::Workdir("/1/2".into()));
 }
+
+#[test]
+fn expose_splits_a_variable_into_ports() {
+    let (_, e) = run_stage(
+        "FROM x\nARG PORTS=\"80 443/udp\"\nEXPOSE $PORTS \"8080\"\n",
+        0,
+        &[],
+    );
+    assert_eq!(
+        e[1].command,
+        Command::Expose(vec!["80/tcp".into(), "443/udp".into(), "8080/tcp".into()])
+    );
+}
