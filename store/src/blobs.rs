@@ -139,15 +139,41 @@ impl BlobStore {
         {
             return Err(BlobError::Algorithm(d.clone()));
         }
-        let seq = INGEST_SEQ.fetch_add(1, Ordering::Relaxed);
-        let tmp = self.ingest.join(format!("{}-{seq}", std::process::id()));
-        let file = File::create(&tmp).map_err(io_err(&tmp))?;
+        let (tmp, file) = self.ingest_file()?;
         Ok(BlobWriter {
             store: self,
-            inner: Some(HashingWriter::new(file)),
+            inner: Some(Sink::Hashing(HashingWriter::new(file))),
             tmp,
             expected: expected.cloned(),
         })
+    }
+
+    /// A writer for content the caller verifies against `digest` itself,
+    /// before it commits (a registry download hashes what it receives):
+    /// hashing it a second time here would cost as much as the download's
+    /// check, for nothing.
+    pub fn writer_verified_by_caller(&self, digest: &Digest) -> Result<BlobWriter<'_>> {
+        if !is_sha256(digest) {
+            return Err(BlobError::Algorithm(digest.clone()));
+        }
+        let (tmp, file) = self.ingest_file()?;
+        Ok(BlobWriter {
+            store: self,
+            inner: Some(Sink::Trusted {
+                file,
+                digest: digest.clone(),
+                count: 0,
+            }),
+            tmp,
+            expected: Some(digest.clone()),
+        })
+    }
+
+    fn ingest_file(&self) -> Result<(PathBuf, File)> {
+        let seq = INGEST_SEQ.fetch_add(1, Ordering::Relaxed);
+        let tmp = self.ingest.join(format!("{}-{seq}", std::process::id()));
+        let file = File::create(&tmp).map_err(io_err(&tmp))?;
+        Ok((tmp, file))
     }
 
     pub fn remove(&self, d: &Digest) -> Result<()> {
@@ -178,9 +204,58 @@ impl BlobStore {
     }
 }
 
+/// Where a blob's bytes go: hashed on the way, or taken as the digest the
+/// caller checks.
+enum Sink {
+    Hashing(HashingWriter<File>),
+    Trusted {
+        file: File,
+        digest: Digest,
+        count: u64,
+    },
+}
+
+impl Sink {
+    fn finish(self) -> (File, Digest) {
+        match self {
+            Sink::Hashing(h) => {
+                let (file, digest, _) = h.finish();
+                (file, digest)
+            }
+            Sink::Trusted { file, digest, .. } => (file, digest),
+        }
+    }
+
+    fn count(&self) -> u64 {
+        match self {
+            Sink::Hashing(h) => h.count(),
+            Sink::Trusted { count, .. } => *count,
+        }
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::Hashing(h) => h.write(buf),
+            Sink::Trusted { file, count, .. } => {
+                let n = file.write(buf)?;
+                *count += n as u64;
+                Ok(n)
+            }
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Hashing(h) => h.flush(),
+            Sink::Trusted { file, .. } => file.flush(),
+        }
+    }
+}
+
 pub struct BlobWriter<'a> {
     store: &'a BlobStore,
-    inner: Option<HashingWriter<File>>,
+    inner: Option<Sink>,
     tmp: PathBuf,
     expected: Option<Digest>,
 }
@@ -194,7 +269,7 @@ impl BlobWriter<'_> {
     /// Like `commit`; also tells whether the blob is new to the store (so
     /// an operation that fails later knows what to take back).
     pub fn commit_checked(mut self) -> Result<(Digest, bool)> {
-        let (file, actual, _) = self.inner.take().expect("not committed twice").finish();
+        let (file, actual) = self.inner.take().expect("not committed twice").finish();
         if let Some(expected) = &self.expected
             && expected != &actual
         {
@@ -218,7 +293,7 @@ impl BlobWriter<'_> {
 
     /// Bytes written so far.
     pub fn written(&self) -> u64 {
-        self.inner.as_ref().map_or(0, |h| h.count())
+        self.inner.as_ref().map_or(0, Sink::count)
     }
 }
 
@@ -292,6 +367,28 @@ mod tests {
             std::fs::read_dir(t.path().join("ingest")).unwrap().count(),
             0,
             "no temp left"
+        );
+    }
+
+    #[test]
+    fn caller_verified_writer_stores_under_the_given_digest() {
+        let t = tempfile::tempdir().unwrap();
+        let s = BlobStore::open(t.path()).unwrap();
+        let d = sha256(b"checked upstream");
+        let mut w = s.writer_verified_by_caller(&d).unwrap();
+        w.write_all(b"checked upstream").unwrap();
+        assert_eq!(w.written(), 16);
+        assert_eq!(w.commit().unwrap(), d);
+        assert_eq!(s.read(&d).unwrap(), b"checked upstream");
+        // Dropped before its commit (the caller's check failed): nothing.
+        let other = sha256(b"never");
+        let mut w = s.writer_verified_by_caller(&other).unwrap();
+        w.write_all(b"not this").unwrap();
+        drop(w);
+        assert!(!s.contains(&other));
+        assert_eq!(
+            std::fs::read_dir(t.path().join("ingest")).unwrap().count(),
+            0
         );
     }
 

@@ -437,9 +437,10 @@ impl Store {
     }
 
     /// Store a layer read from `reader` as a blob and unpack it, in one
-    /// pass. The blob must have `digest`; the unpacked content must give
-    /// `chain` on top of `parent`. On error neither stays.
-    pub fn write_layer_from(
+    /// pass. The unpacked content must give `chain` on top of `parent`.
+    /// The reader vouches for `digest`: it fails a read, at the latest the
+    /// one at the end, if the bytes do not have it. On error neither stays.
+    pub(crate) fn write_layer_from(
         &self,
         digest: &Digest,
         chain: &Digest,
@@ -457,7 +458,8 @@ impl Store {
             })?;
             return Ok(());
         }
-        let mut writer = self.blobs.writer(Some(digest))?;
+        // The reader checks the digest (ContentStore::write_layer).
+        let mut writer = self.blobs.writer_verified_by_caller(digest)?;
         if self.snapshots.has_layer(chain) {
             io::copy(reader, &mut writer).map_err(|source| StoreError::Io {
                 path: self.root.clone(),

@@ -243,8 +243,8 @@ impl Store {
     }
 
     /// Unpack a layer on its own (overlay: a layer's directory holds only
-    /// its changes), keeping its blob (checked against `digest`) unless
-    /// the store has it.
+    /// its changes), keeping its blob unless the store has it. As for
+    /// `write_layer_from`, the reader vouches for `digest`.
     pub(crate) fn unpack_detached_from(
         &self,
         digest: &Digest,
@@ -267,7 +267,8 @@ impl Store {
             io::copy(reader, &mut io::sink()).map_err(read_err)?;
             applied
         } else {
-            let mut writer = self.blobs.writer(Some(digest))?;
+            // The reader checks the digest (ContentStore::write_layer).
+            let mut writer = self.blobs.writer_verified_by_caller(digest)?;
             let mut tee = Tee {
                 inner: reader,
                 copy: &mut writer,
