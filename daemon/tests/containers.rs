@@ -43,6 +43,31 @@ fn run_prints_output_and_passes_exit_codes() {
     assert_eq!(code, 127, "{err}");
     assert!(err.contains("executable file not found"), "{err}");
 
+    // A --rm container's root is a volatile overlay (nothing of it is
+    // kept, so nothing of it is synced); a kept container's is not.
+    let root_options = |args: &[&str]| {
+        let info = d.docker_ok(args);
+        info.lines()
+            .find(|l| l.split(' ').nth(4) == Some("/"))
+            .unwrap_or_else(|| panic!("no root mount in {info}"))
+            .to_string()
+    };
+    let rm = root_options(&["run", "--rm", "busybox", "cat", "/proc/self/mountinfo"]);
+    assert!(rm.contains(" overlay ") && rm.contains("volatile"), "{rm}");
+    let kept = root_options(&[
+        "run",
+        "--name",
+        "x4",
+        "busybox",
+        "cat",
+        "/proc/self/mountinfo",
+    ]);
+    assert!(
+        kept.contains(" overlay ") && !kept.contains("volatile"),
+        "{kept}"
+    );
+    d.docker_ok(&["rm", "x4"]);
+
     // --rm removed its containers; the named one stays.
     let all = d.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]);
     assert_eq!(all.lines().collect::<Vec<_>>(), ["x3"], "{all}");

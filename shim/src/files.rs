@@ -14,12 +14,16 @@ pub const SOCKET: &str = "shim.sock";
 
 /// Write `data` to `dir/name` through a temporary file and a rename, so a
 /// reader sees the old file, or none, or all of the new one.
+///
+/// Not fsynced: these files describe processes of this boot, read by a
+/// berthd of this boot (after a crash of berthd the page cache still holds
+/// them); after a crash of the host every container they speak of is gone
+/// anyway. A sync here would cost every start and every exit a disk flush.
 pub fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> Result<()> {
     let path = dir.join(name);
     let tmp = dir.join(format!(".{name}.tmp"));
     let mut f = std::fs::File::create(&tmp).map_err(io("creating", &tmp))?;
     f.write_all(data).map_err(io("writing", &tmp))?;
-    f.sync_all().map_err(io("syncing", &tmp))?;
     std::fs::rename(&tmp, &path).map_err(io("renaming to", &path))
 }
 

@@ -319,6 +319,15 @@ impl Snapshots {
 
     /// Make the container's root filesystem appear at `target`.
     pub fn mount_container(&self, id: &str, target: &Path) -> Result<()> {
+        self.mount_container_with(id, target, false)
+    }
+
+    /// Mount container `id` at `target`; with `volatile` (overlay only),
+    /// overlayfs skips syncing the upper directory, above all the sync of
+    /// the whole host filesystem it does at unmount. For containers whose
+    /// changes are thrown away when they exit (`--rm`): after a host crash
+    /// such an upper directory may be torn, and it is removed anyway.
+    pub fn mount_container_with(&self, id: &str, target: &Path, volatile: bool) -> Result<()> {
         let meta = self.container(id)?;
         let dir = self.container_dir(id);
         match meta.driver {
@@ -332,7 +341,14 @@ impl Snapshots {
                     // overlayfs needs a lower layer; an empty image is just its upper.
                     return bind(&dir.join("upper"), target);
                 }
-                mount_overlay(&lowers, &dir.join("upper"), &dir.join("work"), target)
+                let work = dir.join("work");
+                // A volatile mount leaves this mark; overlayfs refuses the
+                // work directory again until it is gone.
+                let mark = work.join("work/incompat");
+                if mark.join("volatile").exists() {
+                    let _ = std::fs::remove_dir_all(&mark);
+                }
+                mount_overlay(&lowers, &dir.join("upper"), &work, target, volatile)
             }
         }
     }
@@ -569,6 +585,7 @@ fn bind(src: &Path, target: &Path) -> Result<()> {
 }
 
 const FSOPEN_CLOEXEC: u32 = 1;
+const FSCONFIG_SET_FLAG: u32 = 0;
 const FSCONFIG_SET_STRING: u32 = 1;
 const FSCONFIG_CMD_CREATE: u32 = 6;
 const FSMOUNT_CLOEXEC: u32 = 1;
@@ -603,6 +620,26 @@ fn fsconfig_string(fs: &OwnedFd, key: &str, value: &Path) -> std::io::Result<()>
     }
 }
 
+fn fsconfig_flag(fs: &OwnedFd, key: &str) -> std::io::Result<()> {
+    let k = CString::new(key).expect("no NUL");
+    // SAFETY: fsconfig setting a flag: a NUL-terminated key, no value.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_SET_FLAG,
+            k.as_ptr(),
+            std::ptr::null::<libc::c_char>(),
+            0,
+        )
+    };
+    if rc < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// Through the new mount API with one `lowerdir+` per layer (Linux 6.8):
 /// no limit on the option string, so any stack overlayfs takes mounts.
 fn overlay_lowerdir_plus(
@@ -610,6 +647,7 @@ fn overlay_lowerdir_plus(
     upper: &Path,
     work: &Path,
     target: &Path,
+    volatile: bool,
 ) -> std::io::Result<()> {
     let name = CString::new("overlay").expect("no NUL");
     // SAFETY: fsopen with a NUL-terminated name.
@@ -619,6 +657,9 @@ fn overlay_lowerdir_plus(
     }
     fsconfig_string(&fs, "upperdir", upper)?;
     fsconfig_string(&fs, "workdir", work)?;
+    if volatile {
+        fsconfig_flag(&fs, "volatile")?;
+    }
     // SAFETY: fsconfig command without key or value.
     let rc = unsafe {
         libc::syscall(
@@ -659,12 +700,18 @@ fn overlay_lowerdir_plus(
 /// The largest option string mount(2) accepts: one page.
 const MOUNT_DATA_MAX: usize = 4095;
 
-fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<()> {
+fn mount_overlay(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+    volatile: bool,
+) -> Result<()> {
     let err = |reason: String| SnapshotError::Mount {
         target: target.to_path_buf(),
         reason,
     };
-    let plus = match overlay_lowerdir_plus(lowers, upper, work, target) {
+    let plus = match overlay_lowerdir_plus(lowers, upper, work, target, volatile) {
         Ok(()) => return Ok(()),
         Err(e) => e,
     };
@@ -685,10 +732,11 @@ fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -
         })
         .collect();
     let data = format!(
-        "lowerdir={},upperdir={},workdir={}",
+        "lowerdir={},upperdir={},workdir={}{}",
         names.join(":"),
         upper.display(),
-        work.display()
+        work.display(),
+        if volatile { ",volatile" } else { "" }
     );
     if data.len() > MOUNT_DATA_MAX {
         return Err(err(format!(

@@ -626,6 +626,12 @@ impl Store {
         Ok(self.snapshots.mount_container(id, target)?)
     }
 
+    /// As `mount_container`; `volatile` for a container whose changes go
+    /// when it exits (see `Snapshots::mount_container_with`).
+    pub fn mount_container_with(&self, id: &str, target: &Path, volatile: bool) -> Result<()> {
+        Ok(self.snapshots.mount_container_with(id, target, volatile)?)
+    }
+
     pub fn remove_container(&self, id: &str) -> Result<()> {
         Ok(self.snapshots.remove_container(id)?)
     }

@@ -351,6 +351,55 @@ fn container_changes_become_a_layer_and_a_new_image() {
     }
 }
 
+/// The super options of the mount at `target`, from mountinfo.
+fn super_options(target: &Path) -> String {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let target = target.to_str().unwrap();
+    info.lines()
+        .rfind(|l| l.split(' ').nth(4) == Some(target))
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_volatile_container_mount_skips_syncs_and_mounts_again() {
+    let t = tempfile::tempdir().unwrap();
+    let s = open(t.path(), Driver::Overlay);
+    import_busybox(&s, "bt/vol");
+    let img = s.image("bt/vol").unwrap();
+    s.prepare_container("v", &img).unwrap();
+    let mnt = t.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    s.mount_container_with("v", &mnt, true).unwrap();
+    {
+        let _m = Mounted(mnt.clone());
+        assert!(
+            super_options(&mnt).contains("volatile"),
+            "{}",
+            super_options(&mnt)
+        );
+        std::fs::write(mnt.join("etc/kept"), "yes").unwrap();
+    }
+    // overlayfs marks the work directory of a volatile mount and refuses
+    // it until the mark is gone: both kinds of mount work again.
+    for volatile in [false, true] {
+        s.mount_container_with("v", &mnt, volatile).unwrap();
+        let _m = Mounted(mnt.clone());
+        assert_eq!(
+            super_options(&mnt).contains("volatile"),
+            volatile,
+            "{}",
+            super_options(&mnt)
+        );
+        assert_eq!(
+            std::fs::read_to_string(mnt.join("etc/kept")).unwrap(),
+            "yes"
+        );
+    }
+    s.remove_container("v").unwrap();
+}
+
 #[test]
 fn stacks_deeper_than_the_mount_option_limit_still_mount() {
     let t = tempfile::tempdir().unwrap();

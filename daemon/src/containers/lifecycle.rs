@@ -590,7 +590,7 @@ pub fn start(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<()> {
     std::fs::create_dir_all(&rootfs).map_err(internal("creating", &rootfs))?;
     unmount(&rootfs);
     d.store
-        .mount_container(&rec.id, &rootfs)
+        .mount_container_with(&rec.id, &rootfs, rec.host_config.auto_remove)
         .map_err(ApiError::Store)?;
     let launched = (|| {
         let mounts = resolve_mounts(d, &rec, &rootfs)?;
