@@ -139,6 +139,51 @@ fn run_output_exit_codes_and_streams() {
 }
 
 #[test]
+fn namespace_flags_join_another_container() {
+    let d = daemon();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "donor",
+        "--ipc",
+        "shareable",
+        "--shm-size",
+        "8m",
+        "busybox",
+        "sh",
+        "-c",
+        "echo shm > /dev/shm/f; exec sleep 1000",
+    ]);
+    // The same answers from both clients: the donor's sleep as pid 1, its
+    // shared memory, the size given.
+    let args = [
+        "run",
+        "--rm",
+        "--pid",
+        "container:donor",
+        "--ipc",
+        "container:donor",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /proc/1/cmdline; echo; cat /dev/shm/f; df -k /dev/shm | tail -1",
+    ];
+    let out = same_as_docker(&d, &args);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..2], ["sleep\u{0}1000\u{0}", "shm"], "{out}");
+    assert_eq!(cols(lines[2])[1], "8192", "{out}");
+    let uts = same_as_docker(&d, &["run", "--rm", "--uts", "host", "busybox", "hostname"]);
+    assert_eq!(
+        uts.trim(),
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap()
+            .trim()
+    );
+    d.ok(&["rm", "-f", "donor"]);
+}
+
+#[test]
 fn detached_container_lifecycle() {
     let d = daemon();
     let id = d.ok(&[

@@ -74,6 +74,109 @@ fn run_prints_output_and_passes_exit_codes() {
 }
 
 #[test]
+fn pid_and_ipc_namespaces_of_another_container() {
+    let (d, _) = Berthd::start(&["busybox:latest"]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "donor",
+        "--ipc",
+        "shareable",
+        "busybox",
+        "sh",
+        "-c",
+        "echo shared > /dev/shm/x; exec sleep 1000",
+    ]);
+    let donor_id = inspect(&d, "donor", "{{.Id}}");
+    let shm_mounted = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .any(|l| l.contains(&format!("/c/{donor_id}/shm ")))
+    };
+    assert!(shm_mounted(), "a shareable /dev/shm lives on the host");
+    let donor_pid: i32 = inspect(&d, "donor", "{{.State.Pid}}").parse().unwrap();
+    let ns = |pid: i32, typ: &str| std::fs::read_link(format!("/proc/{pid}/ns/{typ}")).unwrap();
+
+    // --pid: the donor's processes are there, its sleep is pid 1.
+    let ps = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--pid",
+        "container:donor",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /proc/1/cmdline; echo; readlink /proc/self/ns/pid",
+    ]);
+    let mut lines = ps.lines();
+    assert_eq!(lines.next(), Some("sleep\u{0}1000\u{0}"), "{ps}");
+    assert_eq!(
+        lines.next().map(std::path::PathBuf::from),
+        Some(ns(donor_pid, "pid")),
+        "{ps}"
+    );
+
+    // --ipc: the same IPC namespace and the same /dev/shm.
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--ipc",
+        "container:donor",
+        "busybox",
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/ipc; cat /dev/shm/x",
+    ]);
+    let ipc = ns(donor_pid, "ipc");
+    assert_eq!(out, format!("{}\nshared\n", ipc.display()));
+    assert_ne!(ipc, ns(std::process::id() as i32, "ipc"), "not the host's");
+    // As in Docker, a private IPC namespace is not for sharing.
+    d.docker_ok(&["run", "-d", "--name", "private", "busybox", "sleep", "1000"]);
+    let (_, err, code) = text(&d.docker(&[
+        "run",
+        "--rm",
+        "--ipc",
+        "container:private",
+        "busybox",
+        "true",
+    ]));
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("non-shareable IPC"), "{err}");
+    d.docker_ok(&["rm", "-f", "private"]);
+
+    // A donor that is not running, or not there: clear errors, nothing left.
+    d.docker_ok(&["stop", "-t", "0", "donor"]);
+    assert!(
+        eventually(Duration::from_secs(5), || !shm_mounted()),
+        "the shareable /dev/shm goes with the container"
+    );
+    let (_, err, code) = text(&d.docker(&[
+        "run",
+        "--name",
+        "joiner",
+        "--pid",
+        "container:donor",
+        "busybox",
+        "true",
+    ]));
+    assert_eq!(code, 125, "{err}");
+    assert!(
+        err.contains("cannot join PID of a non running container"),
+        "{err}"
+    );
+    let (_, err, code) =
+        text(&d.docker(&["run", "--rm", "--ipc", "container:nope", "busybox", "true"]));
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("No such container: nope"), "{err}");
+    let all = d.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    let mut names: Vec<&str> = all.lines().collect();
+    names.sort();
+    assert_eq!(names, ["donor", "joiner"], "{all}");
+}
+
+#[test]
 fn detached_container_lifecycle() {
     let (d, _) = Berthd::start(&["busybox:latest"]);
     let id = d.docker_ok(&[

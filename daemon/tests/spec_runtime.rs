@@ -152,6 +152,8 @@ impl Case {
             init_path: None,
             seccomp_default: true,
             system: &system,
+            donors: Default::default(),
+            shm_source: None,
         })
         .unwrap_or_else(|e| panic!("{}: building the spec: {e}", self.name));
         std::fs::write(

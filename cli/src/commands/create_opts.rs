@@ -111,6 +111,18 @@ pub struct CreateOpts {
     /// Run an init inside the container
     #[arg(long)]
     pub init: bool,
+    /// PID namespace to use (host, container:<name|id>)
+    #[arg(long)]
+    pub pid: Option<String>,
+    /// IPC mode to use (none, private, shareable, host, container:<name|id>)
+    #[arg(long)]
+    pub ipc: Option<String>,
+    /// UTS namespace to use (host)
+    #[arg(long)]
+    pub uts: Option<String>,
+    /// Size of /dev/shm
+    #[arg(long = "shm-size")]
+    pub shm_size: Option<String>,
     /// Command to run to check health
     #[arg(long = "health-cmd")]
     pub health_cmd: Option<String>,
@@ -630,6 +642,10 @@ impl CreateOpts {
             cpuset_cpus: self.cpuset_cpus.clone().unwrap_or_default(),
             devices: (!devices.is_empty()).then_some(devices),
             init: self.init.then_some(true),
+            pid_mode: self.pid.clone().unwrap_or_default(),
+            ipc_mode: self.ipc.clone().unwrap_or_default(),
+            uts_mode: self.uts.clone().unwrap_or_default(),
+            shm_size: memory("--shm-size", &self.shm_size)?,
             pids_limit: self.pids_limit,
             ulimits: (!ulimits.is_empty()).then_some(ulimits),
             ..HostConfig::default()

@@ -15,7 +15,7 @@ use super::registry::Entry;
 use super::{monitor, names};
 use crate::error::{ApiError, Result};
 use crate::server::Daemon;
-use crate::spec::{self as ocispec, MountSource, Netns, SpecInput};
+use crate::spec::{self as ocispec, Donors, MountSource, Netns, SpecInput};
 
 /// Where one container's files live.
 #[derive(Debug, Clone)]
@@ -62,6 +62,11 @@ impl Paths {
     }
     pub fn resolv_conf(&self) -> PathBuf {
         self.data.join("resolv.conf")
+    }
+    /// The tmpfs of an `--ipc shareable` container, mounted on the host so
+    /// that containers joining its IPC namespace can bind it too.
+    pub fn shm(&self) -> PathBuf {
+        self.run.join("shm")
     }
 }
 
@@ -327,6 +332,8 @@ pub fn create(d: &Daemon, name: Option<&str>, req: ContainerCreateRequest) -> Re
             init_path: init.as_deref(),
             seccomp_default: true,
             system: &d.system,
+            donors: placeholder_donors(&host),
+            shm_source: None,
         })
         .map_err(spec_err)?;
     }
@@ -579,6 +586,76 @@ fn start_error_code(msg: &str) -> i64 {
     }
 }
 
+/// The containers whose namespaces `--pid`/`--ipc container:<name>` join,
+/// which must be running; with them, the /dev/shm to bind: the IPC
+/// donor's.
+fn donors(d: &Daemon, host: &HostConfig) -> Result<(Donors, Option<PathBuf>)> {
+    let donor = |what: &str, mode: &str| -> Result<Option<Record>> {
+        let Some(name) = mode.strip_prefix("container:").filter(|n| !n.is_empty()) else {
+            return Ok(None);
+        };
+        let rec = d.containers.get(name)?.record();
+        if rec.state.status.is_live() && rec.state.pid > 0 {
+            return Ok(Some(rec));
+        }
+        Err(ApiError::Conflict(format!(
+            "cannot join {what} of a non running container: {}",
+            rec.id
+        )))
+    };
+    let pid = donor("PID", &host.pid_mode)?;
+    let ipc = donor("IPC", &host.ipc_mode)?;
+    if let Some(r) = &ipc
+        && r.host_config.ipc_mode != "shareable"
+    {
+        // As in Docker: only a shareable donor has a /dev/shm on the host
+        // to share.
+        return Err(ApiError::Conflict(format!(
+            "cannot join IPC of container {}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)",
+            r.id
+        )));
+    }
+    let donors = Donors {
+        pid: pid.as_ref().map(|r| r.state.pid as i32),
+        ipc: ipc.as_ref().map(|r| r.state.pid as i32),
+    };
+    Ok((donors, ipc.map(|r| Paths::new(d, &r.id).shm())))
+}
+
+/// At create the containers to join need not run yet (as in Docker, they
+/// are looked up at start): any pid gives the spec its shape.
+fn placeholder_donors(host: &HostConfig) -> Donors {
+    let joins = |mode: &str| mode.starts_with("container:").then_some(1);
+    Donors {
+        pid: joins(&host.pid_mode),
+        ipc: joins(&host.ipc_mode),
+    }
+}
+
+/// For `--ipc shareable`: a tmpfs on the host for the container's
+/// /dev/shm, which containers joining its IPC namespace bind too.
+fn mount_shareable_shm(paths: &Paths, host: &HostConfig) -> Result<PathBuf> {
+    let dir = paths.shm();
+    std::fs::create_dir_all(&dir).map_err(internal("creating", &dir))?;
+    unmount(&dir);
+    let size = if host.shm_size > 0 {
+        host.shm_size as u64
+    } else {
+        ocispec::DEFAULT_SHM_SIZE
+    };
+    nix::mount::mount(
+        Some("shm"),
+        &dir,
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID
+            | nix::mount::MsFlags::MS_NODEV
+            | nix::mount::MsFlags::MS_NOEXEC,
+        Some(format!("mode=1777,size={size}").as_str()),
+    )
+    .map_err(|e| ApiError::Internal(format!("mounting /dev/shm at {}: {e}", dir.display())))?;
+    Ok(dir)
+}
+
 /// Start the container under a new shim. The caller holds `e.op`.
 pub fn start(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<()> {
     let rec = e.record();
@@ -593,6 +670,12 @@ pub fn start(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<()> {
         .mount_container_with(&rec.id, &rootfs, rec.host_config.auto_remove)
         .map_err(ApiError::Store)?;
     let launched = (|| {
+        let (donors, donor_shm) = donors(d, &rec.host_config)?;
+        let shm_source = if rec.host_config.ipc_mode == "shareable" {
+            Some(mount_shareable_shm(&paths, &rec.host_config)?)
+        } else {
+            donor_shm
+        };
         let mounts = resolve_mounts(d, &rec, &rootfs)?;
         let init = match rec.host_config.init {
             Some(true) => Some(init_binary(d)?),
@@ -616,6 +699,8 @@ pub fn start(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<()> {
             init_path: init.as_deref(),
             seccomp_default: true,
             system: &d.system,
+            donors,
+            shm_source: shm_source.as_deref(),
         })
         .map_err(spec_err)?;
         let cfg = paths.run.join("config.json");
@@ -716,6 +801,7 @@ pub fn start(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<()> {
         Ok(p) => p,
         Err(err) => {
             unmount(&rootfs);
+            unmount(&paths.shm());
             let msg = err.to_string();
             d.containers.update(e, |r| {
                 r.state.error = msg.clone();
@@ -876,6 +962,7 @@ pub async fn remove_stopped(d: &Arc<Daemon>, e: &Arc<Entry>, volumes: bool) -> R
     crate::images::blocking(move || {
         let paths = Paths::new(&d2, &id);
         unmount(&paths.rootfs());
+        unmount(&paths.shm());
         let _ = runtime(&d2).delete(&id, true);
         d2.store.remove_container(&id).map_err(ApiError::Store)?;
         for dir in [&paths.run, &paths.data] {
@@ -912,6 +999,7 @@ pub async fn after_exit(d: Arc<Daemon>, e: Arc<Entry>) {
     let rec = e.record();
     let paths = Paths::new(&d, &rec.id);
     unmount(&paths.rootfs());
+    unmount(&paths.shm());
     if rec.host_config.auto_remove {
         let _op = e.op.lock().await;
         if let Err(err) = remove_stopped(&d, &e, true).await {

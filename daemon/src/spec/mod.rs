@@ -197,6 +197,18 @@ pub struct SpecInput<'a> {
     /// it off).
     pub seccomp_default: bool,
     pub system: &'a SystemInfo,
+    pub donors: Donors,
+    /// The host directory to bind as /dev/shm: a tmpfs the daemon mounted
+    /// for `--ipc shareable`, or the donor's for `--ipc container:`.
+    pub shm_source: Option<&'a Path>,
+}
+
+/// The init pids of the containers `--pid` and `--ipc container:<name>`
+/// name, resolved by the daemon (they must be running).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Donors {
+    pub pid: Option<i32>,
+    pub ipc: Option<i32>,
 }
 
 fn mode_err(field: &'static str, value: &str, reason: &str) -> SpecError {
@@ -210,16 +222,56 @@ fn mode_err(field: &'static str, value: &str, reason: &str) -> SpecError {
 /// Should the container get a namespace of its own for `mode`
 /// (`""`/`private` → yes, `host` → no)?
 fn private_ns(field: &'static str, mode: &str, extra_private: &[&str]) -> Result<bool> {
+    match ns_mode(field, mode, extra_private, None)? {
+        NsMode::Private => Ok(true),
+        NsMode::Host => Ok(false),
+        NsMode::Join(_) => Err(mode_err(
+            field,
+            mode,
+            "joining another container's namespace is not supported here",
+        )),
+    }
+}
+
+/// Where a container's namespace of one kind comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NsMode {
+    Private,
+    Host,
+    /// That of the process with this pid (another container's init).
+    Join(i32),
+}
+
+/// `mode` as `PidMode`/`IpcMode` take it: `""`, `private`, `host`,
+/// `container:<name|id>` (whose init is `donor`), or one of
+/// `extra_private`.
+fn ns_mode(
+    field: &'static str,
+    mode: &str,
+    extra_private: &[&str],
+    donor: Option<i32>,
+) -> Result<NsMode> {
     match mode {
-        "" | "private" => Ok(true),
-        "host" => Ok(false),
-        m if extra_private.contains(&m) => Ok(true),
-        m if m.starts_with("container:") => Err(mode_err(
+        "" | "private" => Ok(NsMode::Private),
+        "host" => Ok(NsMode::Host),
+        m if extra_private.contains(&m) => Ok(NsMode::Private),
+        m if m.strip_prefix("container:").is_some_and(|n| !n.is_empty()) => match donor {
+            Some(pid) => Ok(NsMode::Join(pid)),
+            None => Err(mode_err(field, m, "that container is not running")),
+        },
+        m => Err(mode_err(
             field,
             m,
-            "joining another container's namespace is not supported yet",
+            "expected \"\", \"private\", \"host\" or \"container:<name|id>\"",
         )),
-        m => Err(mode_err(field, m, "expected \"\", \"private\" or \"host\"")),
+    }
+}
+
+fn ns_entry(mode: NsMode, typ: &str) -> Option<Value> {
+    match mode {
+        NsMode::Private => Some(json!({ "type": typ })),
+        NsMode::Host => None,
+        NsMode::Join(pid) => Some(json!({ "type": typ, "path": format!("/proc/{pid}/ns/{typ}") })),
     }
 }
 
@@ -352,8 +404,13 @@ pub fn build(input: &SpecInput) -> Result<Spec> {
     }
 
     // Namespaces.
-    let pid_private = private_ns("PidMode", &host.pid_mode, &[])?;
-    let ipc_private = private_ns("IpcMode", &host.ipc_mode, &["shareable", "none"])?;
+    let pid = ns_mode("PidMode", &host.pid_mode, &[], input.donors.pid)?;
+    let ipc = ns_mode(
+        "IpcMode",
+        &host.ipc_mode,
+        &["shareable", "none"],
+        input.donors.ipc,
+    )?;
     let uts_private = private_ns("UTSMode", &host.uts_mode, &[])?;
     let cgroupns_private = match host.cgroupns_mode.as_str() {
         "" => sys.cgroup_v2,
@@ -375,12 +432,9 @@ pub fn build(input: &SpecInput) -> Result<Spec> {
         ));
     }
     let mut namespaces = vec![json!({ "type": "mount" })];
-    for (private, typ) in [
-        (pid_private, "pid"),
-        (ipc_private, "ipc"),
-        (uts_private, "uts"),
-        (cgroupns_private, "cgroup"),
-    ] {
+    namespaces.extend(ns_entry(pid, "pid"));
+    namespaces.extend(ns_entry(ipc, "ipc"));
+    for (private, typ) in [(uts_private, "uts"), (cgroupns_private, "cgroup")] {
         if private {
             namespaces.push(json!({ "type": typ }));
         }
@@ -404,8 +458,11 @@ pub fn build(input: &SpecInput) -> Result<Spec> {
                     "is not in a separate kernel namespace: setting it would change the host",
                 ));
             }
-            Some(SysctlNs::Ipc) if !ipc_private => {
+            Some(SysctlNs::Ipc) if ipc == NsMode::Host => {
                 return Err(err("is not allowed in the host's IPC namespace"));
+            }
+            Some(SysctlNs::Ipc) if ipc != NsMode::Private => {
+                return Err(err("is not allowed in another container's IPC namespace"));
             }
             Some(SysctlNs::Net) if input.netns == Netns::Host => {
                 return Err(err("is not allowed in the host's network namespace"));
@@ -424,7 +481,9 @@ pub fn build(input: &SpecInput) -> Result<Spec> {
     }
 
     // Mounts.
-    let shm = if !ipc_private {
+    let shm = if let Some(source) = input.shm_source {
+        Shm::Bind(source.to_path_buf())
+    } else if ipc == NsMode::Host {
         Shm::Host
     } else if host.ipc_mode == "none" {
         Shm::None

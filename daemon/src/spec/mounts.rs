@@ -543,6 +543,11 @@ pub(crate) enum Shm {
     Tmpfs(u64),
     /// The host's /dev/shm (`--ipc host`).
     Host,
+    /// A tmpfs the daemon mounted on the host (`--ipc shareable`), or that
+    /// of the container whose IPC namespace this one joins (`--ipc
+    /// container:<name>`): POSIX shared memory is then shared as SysV IPC
+    /// is.
+    Bind(std::path::PathBuf),
     /// None at all (`--ipc none`).
     None,
 }
@@ -614,7 +619,7 @@ pub(crate) fn mount_list(plan: &MountPlan) -> Vec<Value> {
             strs(&["nosuid", "noexec", "nodev"]),
         ),
     ];
-    match plan.shm {
+    match &plan.shm {
         Shm::Tmpfs(size) => defaults.push(mount(
             "/dev/shm",
             "tmpfs",
@@ -631,6 +636,12 @@ pub(crate) fn mount_list(plan: &MountPlan) -> Vec<Value> {
             "/dev/shm",
             "bind",
             "/dev/shm",
+            strs(&["rbind", "rprivate", "nosuid", "noexec", "nodev"]),
+        )),
+        Shm::Bind(source) => defaults.push(mount(
+            "/dev/shm",
+            "bind",
+            &source.to_string_lossy(),
             strs(&["rbind", "rprivate", "nosuid", "noexec", "nodev"]),
         )),
         Shm::None => {}

@@ -26,6 +26,8 @@ struct Env {
     system: SystemInfo,
     init_path: Option<PathBuf>,
     seccomp_default: bool,
+    donors: Donors,
+    shm_source: Option<PathBuf>,
 }
 
 impl Env {
@@ -51,6 +53,8 @@ impl Env {
             system: SystemInfo::fixed(),
             init_path: Some("/usr/libexec/berth-init".into()),
             seccomp_default: true,
+            donors: Donors::default(),
+            shm_source: None,
         }
     }
 
@@ -110,6 +114,8 @@ impl Env {
             init_path: self.init_path.as_deref(),
             seccomp_default: self.seccomp_default,
             system: &self.system,
+            donors: self.donors,
+            shm_source: self.shm_source.as_deref(),
         })?;
         // Whatever we build, the runtime must accept.
         berth_runtime::config::validate(&spec)
@@ -398,6 +404,53 @@ fn seccomp_profile_from_the_cli() {
         ("mkdir", LinuxSeccompAction::ScmpActErrno)
     );
     berth_runtime::seccomp::compile(&s).unwrap();
+}
+
+/// `--pid container:a --ipc container:b`: their namespaces, by their
+/// inits' pids, and the /dev/shm the daemon mounted for b.
+#[test]
+fn namespaces_of_other_containers() {
+    let mut env = Env::new();
+    env.donors = Donors {
+        pid: Some(42),
+        ipc: Some(43),
+    };
+    env.shm_source = Some("/run/berth/c/b/shm".into());
+    let mut req = fixture("network_none");
+    host(&mut req).pid_mode = "container:a".into();
+    host(&mut req).ipc_mode = "container:b".into();
+    let spec = env.build(&req, Netns::New).unwrap();
+    let joined: Vec<(LinuxNamespaceType, Option<PathBuf>)> = spec
+        .linux()
+        .as_ref()
+        .unwrap()
+        .namespaces()
+        .iter()
+        .flatten()
+        .filter(|n| matches!(n.typ(), LinuxNamespaceType::Pid | LinuxNamespaceType::Ipc))
+        .map(|n| (n.typ(), n.path().clone()))
+        .collect();
+    assert_eq!(
+        joined,
+        vec![
+            (LinuxNamespaceType::Pid, Some("/proc/42/ns/pid".into())),
+            (LinuxNamespaceType::Ipc, Some("/proc/43/ns/ipc".into())),
+        ]
+    );
+    let shm = mount(&spec, "/dev/shm");
+    assert_eq!(
+        (shm.typ().as_deref(), shm.source().as_deref()),
+        (Some("bind"), Some(Path::new("/run/berth/c/b/shm")))
+    );
+    host(&mut req).sysctls = Some([("kernel.shmmax".to_string(), "1".to_string())].into());
+    let e = env.build(&req, Netns::New).unwrap_err().to_string();
+    assert!(e.contains("another container's IPC namespace"), "{e}");
+    // Unresolved (the daemon found it not running): an error, not a new
+    // namespace.
+    env.donors = Donors::default();
+    host(&mut req).sysctls = None;
+    let e = env.build(&req, Netns::New).unwrap_err().to_string();
+    assert!(e.contains("not running"), "{e}");
 }
 
 /// `docker run --init --pid host --ipc host --uts host busybox echo hi`
