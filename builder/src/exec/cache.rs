@@ -1,0 +1,134 @@
+//! The build cache: step key → the image the step made, in a redb file
+//! of its own. Each entry's image is pinned in the store
+//! ([`berth_store::Store::pin`]), so collecting unnamed images never
+//! breaks an entry; `prune` drops the entries and their pins, then lets
+//! the store collect what nothing else reaches.
+
+use std::path::{Path, PathBuf};
+
+use berth_store::Store;
+use berth_store::digest::Digest;
+use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
+
+const STEPS: TableDefinition<&str, &str> = TableDefinition::new("steps");
+
+#[derive(Debug, thiserror::Error)]
+#[error("build cache {path}: {message}")]
+pub struct CacheError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+#[derive(Debug)]
+pub struct Cache {
+    path: PathBuf,
+    db: Database,
+}
+
+/// What `builder prune` let go of.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Cache entries removed.
+    pub entries: usize,
+    /// The step images they pinned.
+    pub images: Vec<Digest>,
+    /// Bytes the store and the cache mounts freed.
+    pub bytes: u64,
+}
+
+impl Cache {
+    pub fn open(path: &Path) -> Result<Cache, CacheError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| CacheError {
+                path: path.into(),
+                message: e.to_string(),
+            })?;
+        }
+        let db = Database::create(path).map_err(|e| CacheError {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        let c = Cache {
+            path: path.into(),
+            db,
+        };
+        let tx = c.db.begin_write().map_err(c.err())?;
+        tx.open_table(STEPS).map_err(c.err())?;
+        tx.commit().map_err(c.err())?;
+        Ok(c)
+    }
+
+    fn err<E: std::fmt::Display>(&self) -> impl Fn(E) -> CacheError + '_ {
+        |e| CacheError {
+            path: self.path.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    /// The manifest of the image step `key` made, if cached.
+    pub fn get(&self, key: &str) -> Result<Option<Digest>, CacheError> {
+        let tx = self.db.begin_read().map_err(self.err())?;
+        let t = tx.open_table(STEPS).map_err(self.err())?;
+        let v = t.get(key).map_err(self.err())?;
+        Ok(v.and_then(|v| v.value().parse().ok()))
+    }
+
+    /// Record that step `key` made the image with `manifest`, pinning it.
+    pub fn put(
+        &self,
+        store: &Store,
+        key: &str,
+        manifest: &Digest,
+        config: &Digest,
+    ) -> Result<(), CacheError> {
+        store.pin(manifest, config).map_err(self.err())?;
+        let tx = self.db.begin_write().map_err(self.err())?;
+        {
+            let mut t = tx.open_table(STEPS).map_err(self.err())?;
+            t.insert(key, manifest.to_string().as_str())
+                .map_err(self.err())?;
+        }
+        tx.commit().map_err(self.err())
+    }
+
+    pub fn len(&self) -> Result<usize, CacheError> {
+        let tx = self.db.begin_read().map_err(self.err())?;
+        let t = tx.open_table(STEPS).map_err(self.err())?;
+        Ok(t.len().map_err(self.err())? as usize)
+    }
+
+    pub fn is_empty(&self) -> Result<bool, CacheError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Drop every entry and pin, the cache mounts under `mounts_dir`,
+    /// and collect the store. The caller keeps builds and other writers
+    /// of the store out meanwhile.
+    pub fn prune(&self, store: &Store, mounts_dir: &Path) -> Result<PruneReport, CacheError> {
+        let tx = self.db.begin_write().map_err(self.err())?;
+        let entries;
+        {
+            let mut t = tx.open_table(STEPS).map_err(self.err())?;
+            entries = t.len().map_err(self.err())? as usize;
+            t.retain(|_, _| false).map_err(self.err())?;
+        }
+        tx.commit().map_err(self.err())?;
+        let mut images = Vec::new();
+        for (manifest, _) in store.pins() {
+            store.unpin(&manifest).map_err(self.err())?;
+            images.push(manifest);
+        }
+        let mut bytes = 0;
+        if mounts_dir.exists() {
+            bytes += berth_store::snapshot::Snapshots::disk_usage(mounts_dir);
+            std::fs::remove_dir_all(mounts_dir).map_err(self.err())?;
+        }
+        let gc = store.gc().map_err(self.err())?;
+        bytes += gc.bytes;
+        Ok(PruneReport {
+            entries,
+            images,
+            bytes,
+        })
+    }
+}
