@@ -14,6 +14,7 @@
 mod args;
 mod context;
 mod error;
+#[cfg(feature = "exec")]
 pub mod exec;
 mod expand;
 pub mod glob;

@@ -366,11 +366,12 @@ pub fn http_get(url: &str) -> Result<Vec<u8>, String> {
     let mut s = TcpStream::connect(&addr).map_err(|e| format!("{url}: connecting: {e}"))?;
     s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
         .map_err(|e| format!("{url}: {e}"))?;
-    write!(
-        s,
+    // One write: a server may answer (and close) after the first packet.
+    let req = format!(
         "GET {path} HTTP/1.0\r\nHost: {hostport}\r\nUser-Agent: berth-builder\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| format!("{url}: sending: {e}"))?;
+    );
+    s.write_all(req.as_bytes())
+        .map_err(|e| format!("{url}: sending: {e}"))?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)
         .map_err(|e| format!("{url}: reading: {e}"))?;

@@ -46,6 +46,9 @@ use fsops::{Item, Owner};
 
 type R<T> = Result<T, DockerfileError>;
 
+/// The PATH a base image without one gets, as Docker sets it.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// Where `--output` puts the final stage's filesystem (instead of an image).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
@@ -594,6 +597,20 @@ impl<'a> Builder<'a> {
         };
         if let Some(img) = &st.image {
             out.say(&format!(" ---> {}\n", short(&img.id)));
+        }
+        // As the legacy builder: a base without PATH gets the default.
+        if !matches!(base, Base::Stage(_))
+            && !env_pairs(&st.config).iter().any(|(k, _)| k == "PATH")
+        {
+            let mut env: Vec<Value> = st
+                .config
+                .get("Env")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            env.push(Value::from(format!("PATH={DEFAULT_PATH}")));
+            st.config["Env"] = Value::Array(env);
+            st.scope = StageScope::new(globals, &req.options, env_pairs(&st.config));
         }
         // The base image's ONBUILD triggers run first, then are cleared.
         let triggers: Vec<String> = st

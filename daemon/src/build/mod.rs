@@ -258,13 +258,26 @@ fn unpack_context(body: &[u8], dir: &Path) -> std::result::Result<bool, String> 
         std::fs::write(dir.join("Dockerfile"), &data).map_err(|e| e.to_string())?;
         return Ok(true);
     }
+    // The docker CLI's context for a Dockerfile outside the directory
+    // (ReplaceFileTarWrapper) ends without its last padding and the
+    // end-of-archive blocks; Go's reader accepts that, so berth does too.
+    let mut data = data;
+    let pad = (512 - data.len() % 512) % 512;
+    data.extend(std::iter::repeat_n(0u8, pad + 1024));
     let mut ar = tar::Archive::new(&data[..]);
     ar.set_preserve_permissions(true);
     ar.set_preserve_ownerships(true);
     ar.set_unpack_xattrs(false);
     ar.set_overwrite(true);
-    ar.unpack(dir)
-        .map_err(|e| format!("unpacking the build context: {e}"))?;
+    ar.unpack(dir).map_err(|e| {
+        let mut msg = format!("unpacking the build context: {e}");
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            msg.push_str(&format!(": {s}"));
+            src = s.source();
+        }
+        msg
+    })?;
     Ok(false)
 }
 
