@@ -132,3 +132,37 @@ impl Cache {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_persist_and_pin_their_images_until_pruned() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(&t.path().join("image"), None).unwrap();
+        let manifest = store
+            .commit_image(None, &berth_store::NewImage::default(), None)
+            .unwrap();
+        let img = store.image_by_manifest(&manifest).unwrap();
+        let path = t.path().join("builder/cache.redb");
+        {
+            let c = Cache::open(&path).unwrap();
+            c.put(&store, "sha256:k1", &manifest, &img.id).unwrap();
+        }
+        // Reopened (a daemon restart): the entry is there, and the pin
+        // keeps the unnamed image through a collection.
+        let c = Cache::open(&path).unwrap();
+        assert_eq!(c.get("sha256:k1").unwrap(), Some(manifest.clone()));
+        assert_eq!(c.get("sha256:other").unwrap(), None);
+        store.gc().unwrap();
+        assert!(store.image_by_manifest(&manifest).is_ok());
+        // An id finds the pinned image.
+        assert_eq!(store.image(&img.id.digest()[..12]).unwrap().id, img.id);
+        let r = c.prune(&store, &t.path().join("builder/cache-mounts")).unwrap();
+        assert_eq!(r.entries, 1);
+        assert_eq!(r.images, vec![manifest.clone()]);
+        assert!(c.is_empty().unwrap());
+        assert!(store.image_by_manifest(&manifest).is_err(), "collected after the prune");
+    }
+}
