@@ -96,6 +96,8 @@ pub enum Cmd {
     Export(ExportArgs),
     /// Copy files/folders between a container and the local filesystem
     Cp(CpArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(StatsArgs),
     /// Update configuration of one or more containers
@@ -535,6 +537,25 @@ pub struct CpArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct CommitArgs {
+    pub container: String,
+    /// REPOSITORY[:TAG]
+    pub repository: Option<String>,
+    /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
+    #[arg(short = 'a', long)]
+    pub author: Option<String>,
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short = 'c', long)]
+    pub change: Vec<String>,
+    /// Commit message
+    #[arg(short = 'm', long)]
+    pub message: Option<String>,
+    /// Pause container during commit
+    #[arg(short = 'p', long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub pause: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct StatsArgs {
     pub containers: Vec<String>,
     /// Show all containers (default shows just running)
@@ -638,6 +659,7 @@ pub enum ContainerCmd {
     Diff(OneName),
     Export(ExportArgs),
     Cp(CpArgs),
+    Commit(CommitArgs),
     Stats(StatsArgs),
     Update(UpdateArgs),
     /// Display detailed information on one or more containers

@@ -798,3 +798,116 @@ fn system_prune() {
     assert_eq!(d.ok(&["volume", "ls", "-q"]), "");
     d.ok(&["rm", "-f", "keep"]);
 }
+
+/// `commit` with author, message and `--change`, and `import --change`:
+/// the new images run with what was committed, through both clients.
+#[test]
+fn commit_and_import_with_changes() {
+    let d = daemon();
+    let tar = support::busybox_tar(d.dir.path());
+    for tool in ["docker", "berth"] {
+        let run = |args: &[&str]| {
+            let o = if tool == "docker" {
+                d.docker(args)
+            } else {
+                d.berth(args)
+            };
+            let (out, err, code) = text(&o);
+            assert_eq!(code, 0, "{tool} {args:?}: {err}");
+            out
+        };
+        let name = format!("{tool}-made");
+        run(&[
+            "run",
+            "--name",
+            &name,
+            "busybox",
+            "sh",
+            "-c",
+            "echo made > /made",
+        ]);
+        let id = run(&[
+            "commit",
+            "-a",
+            "Me <me@example.com>",
+            "-m",
+            "first",
+            "-c",
+            r#"CMD ["cat", "/made"]"#,
+            "-c",
+            "ENV MODE=$HOME-x",
+            "-c",
+            "WORKDIR /new/dir",
+            &name,
+            &format!("{tool}-snap:1"),
+        ]);
+        assert!(id.starts_with("sha256:") && id.trim().len() == 71, "{id}");
+        let image = format!("{tool}-snap:1");
+        assert_eq!(run(&["run", "--rm", &image]), "made\n");
+        // The working directory is made when the container starts.
+        assert_eq!(
+            run(&["run", "--rm", &image, "sh", "-c", "pwd; echo $MODE"]),
+            "/new/dir\n-x\n"
+        );
+        assert_eq!(
+            run(&[
+                "image",
+                "inspect",
+                "-f",
+                "{{.Author}}|{{.Comment}}|{{.Id}}",
+                &image
+            ])
+            .trim(),
+            format!("Me <me@example.com>|first|{}", id.trim())
+        );
+        let history = run(&["history", "--format", "{{.CreatedBy}}|{{.Comment}}", &image]);
+        assert_eq!(
+            history.lines().next(),
+            Some("sh -c echo made > /made|first"),
+            "{history}"
+        );
+        let bad = if tool == "docker" {
+            d.docker(&["commit", "-c", "RUN x", &name])
+        } else {
+            d.berth(&["commit", "-c", "RUN x", &name])
+        };
+        let (_, err, code) = text(&bad);
+        assert_eq!(code, 1);
+        assert!(err.contains("RUN is not a valid change command"), "{err}");
+        run(&["rm", &name]);
+        let imported = format!("{tool}-imp:1");
+        run(&[
+            "import",
+            "-c",
+            r#"ENTRYPOINT ["echo", "from"]"#,
+            "-c",
+            "LABEL kind=imported",
+            tar.to_str().unwrap(),
+            &imported,
+        ]);
+        assert_eq!(run(&["run", "--rm", &imported, "import"]), "from import\n");
+        assert_eq!(
+            run(&[
+                "image",
+                "inspect",
+                "-f",
+                "{{.Config.Labels.kind}}",
+                &imported
+            ]),
+            "imported\n"
+        );
+    }
+    // The container's commit happened where events say it did.
+    let ev = d.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &(chrono_now_secs() + 1).to_string(),
+        "--filter",
+        "event=commit",
+        "--format",
+        "{{.Actor.Attributes.comment}}",
+    ]);
+    assert_eq!(ev, "first\nfirst\n");
+}

@@ -230,11 +230,13 @@ pub async fn import(
                 .into(),
         ));
     }
-    if q.changes.as_deref().is_some_and(|c| !c.is_empty()) {
-        return Err(ApiError::InvalidParameter(
-            "import with --change is not supported yet".into(),
-        ));
-    }
+    let config = if q.changes.is_empty() {
+        None
+    } else {
+        let mut c = berth_api::containers::ContainerConfig::default();
+        crate::commit::apply_changes(&mut c, &q.changes)?;
+        Some(serde_json::to_value(&c).expect("config serializes"))
+    };
     let repo = q.repo.unwrap_or_default();
     if repo.is_empty() {
         return Err(ApiError::InvalidParameter(
@@ -255,7 +257,7 @@ pub async fn import(
     let familiar_name = name.familiar();
     let id = blocking(move || {
         d2.store
-            .import(&mut reader, &name, message.as_deref())
+            .import_with_config(&mut reader, &name, message.as_deref(), config)
             .map_err(|e| ApiError::InvalidParameter(format!("import: {e}")))?;
         d2.store
             .image(&name.to_string())

@@ -37,8 +37,36 @@ pub struct CreateQuery {
     pub message: Option<String>,
     #[serde(default)]
     pub platform: Option<String>,
+    /// `import --change`: one Dockerfile instruction each.
     #[serde(default)]
-    pub changes: Option<String>,
+    pub changes: Vec<String>,
+}
+
+impl CreateQuery {
+    /// From the query's pairs: `changes` may come several times, the
+    /// rest once (the last one wins).
+    pub fn from_pairs(pairs: &[(String, String)]) -> CreateQuery {
+        let get = |k: &str| {
+            pairs
+                .iter()
+                .rev()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+        };
+        CreateQuery {
+            from_image: get("fromImage"),
+            from_src: get("fromSrc"),
+            repo: get("repo"),
+            tag: get("tag"),
+            message: get("message"),
+            platform: get("platform"),
+            changes: pairs
+                .iter()
+                .filter(|(k, _)| k == "changes")
+                .map(|(_, v)| v.clone())
+                .collect(),
+        }
+    }
 }
 
 /// The `X-Registry-Auth` header: base64url of `{username, password,

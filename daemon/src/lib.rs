@@ -4,12 +4,13 @@
 //! and the router, `version` strips and checks the `/vX.Y/` prefix, and
 //! each API area has its module of handlers (`system`, `images` to read
 //! images, `manage` to tag, delete and prune them, `archives` for save,
-//! load and import, `distribution` for pull and push), which answer with
+//! load and import, `distribution` for pull and push, `commit`), which answer with
 //! the wire types of `berth-api` and fail with `error::ApiError`.
 //! `progress` streams the JSON lines of pull and push.
 
 pub mod archives;
 pub mod build;
+pub mod commit;
 pub mod config;
 pub mod containers;
 pub mod db;

@@ -187,6 +187,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/build", post(crate::build::post_build))
         .route("/build/prune", post(crate::build::post_prune))
         .route("/images/create", post(create))
+        .route("/commit", post(crate::commit::post_commit))
         .route("/images/load", post(archives::post_load))
         .route("/images/get", get(archives::get_many))
         .route("/images/prune", post(manage::post_prune))
@@ -255,11 +256,12 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
 /// `POST /images/create`: a pull (`fromImage`) or an import (`fromSrc`).
 async fn create(
     state: axum::extract::State<Arc<Daemon>>,
-    query: axum::extract::Query<distribution::CreateQuery>,
+    pairs: axum::extract::Query<Vec<(String, String)>>,
     headers: axum::http::HeaderMap,
     body: axum::body::Body,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
+    let query = axum::extract::Query(distribution::CreateQuery::from_pairs(&pairs));
     let r = if query.from_src.is_some() {
         archives::import(state, query, body).await
     } else {

@@ -390,6 +390,18 @@ impl Store {
         name: &ImageName,
         message: Option<&str>,
     ) -> Result<Digest> {
+        self.import_with_config(reader, name, message, None)
+    }
+
+    /// [`Store::import`] with the image config's `config` object (Cmd,
+    /// Env, ...) given (`docker import --change`).
+    pub fn import_with_config(
+        &self,
+        reader: &mut dyn Read,
+        name: &ImageName,
+        message: Option<&str>,
+        config: Option<serde_json::Value>,
+    ) -> Result<Digest> {
         let mut added = Added::new(self);
         // The tarball becomes the layer blob as it is; its compression is
         // detected when the manifest is written.
@@ -408,7 +420,7 @@ impl Store {
             "created": created,
             "architecture": platform.architecture,
             "os": platform.os,
-            "config": {},
+            "config": config.unwrap_or_else(|| json!({})),
             "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
             "history": [{"created": created, "created_by": "berth import", "comment": message.unwrap_or("imported from tarball")}],
         });

@@ -537,6 +537,8 @@ pub struct NewImage {
     /// The image config's `config` object (Env, Cmd, ...), replacing the
     /// parent's.
     pub config: Option<serde_json::Value>,
+    /// The image's `author` (`docker commit --author`).
+    pub author: Option<String>,
 }
 
 impl Store {
@@ -603,6 +605,9 @@ impl Store {
         config["rootfs"] = serde_json::json!({"type": "layers", "diff_ids": diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>()});
         if let Some(c) = &new.config {
             config["config"] = c.clone();
+        }
+        if let Some(a) = &new.author {
+            config["author"] = a.clone().into();
         }
         if !config["history"].is_array() {
             config["history"] = serde_json::json!([]);

@@ -56,6 +56,7 @@ fn make_image(s: &Store, n: &str, seed: u64, sizes: &[usize]) {
             .map(|_| serde_json::json!({"created_by": "test"}))
             .collect(),
         config: Some(serde_json::json!({"Cmd": ["sh"]})),
+        author: None,
     };
     s.commit_image(Some(&base), &new, Some(&name(n))).unwrap();
     s.untag(&name("bt/busybox-base")).unwrap();

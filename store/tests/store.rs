@@ -262,6 +262,7 @@ fn gc_keeps_what_is_reachable_and_df_tells_shared_from_unique() {
             layers: vec![l],
             history: vec![serde_json::json!({"created_by": n})],
             config: None,
+            author: None,
         };
         s.commit_image(Some(&base), &new, Some(&name(n))).unwrap();
     }
@@ -332,6 +333,7 @@ fn container_changes_become_a_layer_and_a_new_image() {
             layers: vec![created.digest.clone()],
             history: vec![serde_json::json!({"created_by": "test"})],
             config: Some(serde_json::json!({"Cmd": ["sh"]})),
+            author: None,
         };
         s.commit_image(Some(&base), &new, Some(&name("bt/child")))
             .unwrap();
@@ -369,6 +371,7 @@ fn stacks_deeper_than_the_mount_option_limit_still_mount() {
             layers: vec![l],
             history: vec![],
             config: None,
+            author: None,
         };
         let d = s.commit_image(Some(&img), &new, None).unwrap();
         img = s.image_by_manifest(&d).unwrap();

@@ -14,8 +14,8 @@ use tokio::io::AsyncWriteExt;
 
 use super::{confirm, eprint, filters_json, print};
 use crate::args::{
-    AttachArgs, ExecArgs, ExportArgs, KillArgs, LogsArgs, Names, OneName, PortArgs, PruneArgs,
-    PsArgs, RenameArgs, RmArgs, RunArgs, StartArgs, StopArgs, TopArgs, UpdateArgs,
+    AttachArgs, CommitArgs, ExecArgs, ExportArgs, KillArgs, LogsArgs, Names, OneName, PortArgs,
+    PruneArgs, PsArgs, RenameArgs, RmArgs, RunArgs, StartArgs, StopArgs, TopArgs, UpdateArgs,
 };
 use crate::client::{Client, chunks, empty, enc, json_body, query};
 use crate::commands::create_opts::CreateOpts;
@@ -353,6 +353,28 @@ pub async fn simple(c: &Client, a: &Names, what: &str) -> Result<()> {
         Ok(format!("{n}\n"))
     })
     .await
+}
+
+pub async fn commit(c: &Client, a: &CommitArgs) -> Result<()> {
+    let mut q = vec![("container", a.container.clone())];
+    if let Some(r) = &a.repository {
+        let (repo, tag) = super::split_tag(r);
+        q.push(("repo", repo.to_string()));
+        q.push(("tag", tag.unwrap_or("latest").to_string()));
+    }
+    for (k, v) in [("author", &a.author), ("comment", &a.message)] {
+        if let Some(v) = v {
+            q.push((k, v.clone()));
+        }
+    }
+    q.push(("pause", a.pause.to_string()));
+    for ch in &a.change {
+        q.push(("changes", ch.clone()));
+    }
+    let r: IdResponse = c
+        .post(&format!("/commit{}", query(&q)), json_body(&()))
+        .await?;
+    print(&format!("{}\n", r.id))
 }
 
 pub async fn update(c: &Client, a: &UpdateArgs) -> Result<()> {

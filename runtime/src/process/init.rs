@@ -249,6 +249,12 @@ fn init_inner(plan: &InitPlan<'_>, chan: &Channel) -> Result<String, String> {
     if !plan.no_new_keyring {
         setup::join_session_keyring(plan.id);
     }
+    // A missing cwd is made, as runc and dockerd make it: inside the new
+    // root already, so no path can lead out of it. A failure (a read-only
+    // root) is for chdir to report.
+    if let Err(e) = std::fs::create_dir_all(&plan.process.cwd) {
+        tracing::debug!("creating process.cwd {}: {e}", plan.process.cwd.display());
+    }
 
     let listener = setup::apply(
         &sys,
