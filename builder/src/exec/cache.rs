@@ -159,10 +159,15 @@ mod tests {
         assert!(store.image_by_manifest(&manifest).is_ok());
         // An id finds the pinned image.
         assert_eq!(store.image(&img.id.digest()[..12]).unwrap().id, img.id);
-        let r = c.prune(&store, &t.path().join("builder/cache-mounts")).unwrap();
+        let r = c
+            .prune(&store, &t.path().join("builder/cache-mounts"))
+            .unwrap();
         assert_eq!(r.entries, 1);
         assert_eq!(r.images, vec![manifest.clone()]);
         assert!(c.is_empty().unwrap());
-        assert!(store.image_by_manifest(&manifest).is_err(), "collected after the prune");
+        assert!(
+            store.image_by_manifest(&manifest).is_err(),
+            "collected after the prune"
+        );
     }
 }

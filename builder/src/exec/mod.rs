@@ -738,6 +738,10 @@ impl<'a> Builder<'a> {
             layers: layer.into_iter().collect(),
             history: vec![hist],
             config: Some(st.config.clone()),
+            author: match &expanded.command {
+                Command::Maintainer(m) => Some(m.clone()),
+                _ => None,
+            },
         };
         let manifest = self
             .store
