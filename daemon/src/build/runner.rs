@@ -20,12 +20,32 @@ pub struct ShimRunner {
     pub daemon: Arc<Daemon>,
 }
 
-/// Removes a step's bundle directory, however the run ended.
-struct Bundle(PathBuf);
+/// Removes a step's bundle directory, however the run ended; once the
+/// shim (which may linger for its clients after the exit is recorded and
+/// the container removed) is gone, in the background, so the build does
+/// not wait for it.
+struct Bundle {
+    dir: PathBuf,
+    shim: Option<i32>,
+}
 
 impl Drop for Bundle {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let dir = std::mem::take(&mut self.dir);
+        let Some(pid) = self
+            .shim
+            .filter(|p| Path::new(&format!("/proc/{p}")).exists())
+        else {
+            let _ = std::fs::remove_dir_all(&dir);
+            return;
+        };
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+        });
     }
 }
 
@@ -37,9 +57,13 @@ fn io(what: &str, p: &Path) -> impl FnOnce(std::io::Error) -> String {
 impl StepRunner for ShimRunner {
     fn run(&self, spec: &RunSpec, output: &mut dyn FnMut(&[u8])) -> Result<i32, String> {
         let d = &self.daemon;
+        let t0 = Instant::now();
         let dir = d.config.exec_root.join("b").join(&spec.id[..16]);
         std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
-        let _bundle = Bundle(dir.clone());
+        let mut bundle = Bundle {
+            dir: dir.clone(),
+            shim: None,
+        };
         let hostname: String = spec.id.chars().take(12).collect();
         let (hn, hosts, resolv) = (
             dir.join("hostname"),
@@ -133,10 +157,12 @@ impl StepRunner for ShimRunner {
             let msg = String::from_utf8_lossy(&out.stderr);
             return Err(msg.trim().trim_start_matches("berth-shim: ").to_string());
         }
+        tracing::debug!(id = %spec.id, ms = t0.elapsed().as_millis() as u64, "build step: shim created");
         let shim_pid: Option<i32> =
             std::fs::read_to_string(shim_dir.join(berth_shim::files::SHIM_PID))
                 .ok()
                 .and_then(|p| p.trim().parse().ok());
+        bundle.shim = shim_pid;
         let kill_shim = || {
             let _ = berth_shim::client::request(&sock, &Request::Kill { signal: 9 });
         };
@@ -171,6 +197,8 @@ impl StepRunner for ShimRunner {
                 }
             }
         }
+        drop(stream);
+        tracing::debug!(id = %spec.id, ms = t0.elapsed().as_millis() as u64, "build step: output ended");
         let exit_path = shim_dir.join(berth_shim::files::EXIT);
         let deadline = Instant::now() + Duration::from_secs(30);
         let record = loop {
@@ -188,14 +216,9 @@ impl StepRunner for ShimRunner {
             }
             std::thread::sleep(Duration::from_millis(5));
         };
-        // The shim removes the container from the runtime, then exits:
-        // wait for it, so nothing of the step outlives it.
-        if let Some(p) = shim_pid {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Path::new(&format!("/proc/{p}")).exists() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
+        tracing::debug!(id = %spec.id, ms = t0.elapsed().as_millis() as u64, "build step: exit recorded");
+        // The exit record is written after the shim removed the container
+        // from the runtime: the snapshot is free to commit.
         match record {
             Some(r) => Ok(r.exit_code),
             None => {
