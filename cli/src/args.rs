@@ -700,6 +700,9 @@ pub struct BuildArgs {
     /// Secret to expose to the build: id=mysecret,src=/local/secret
     #[arg(long)]
     pub secret: Vec<String>,
+    /// SSH agent socket to expose to the build: default|<id>[=<socket>]
+    #[arg(long)]
+    pub ssh: Vec<String>,
     /// Type of progress output: auto, plain, tty or quiet
     #[arg(long, default_value = "auto")]
     pub progress: String,

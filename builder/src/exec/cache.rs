@@ -11,6 +11,10 @@ use berth_store::digest::Digest;
 use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
 
 const STEPS: TableDefinition<&str, &str> = TableDefinition::new("steps");
+/// What COPY --from matched in an image, by the image's id and the COPY's
+/// sources: images never change, so the digest of the files a COPY takes
+/// from one is worked out (with the image mounted) once.
+const FROM_IMAGE: TableDefinition<&str, &str> = TableDefinition::new("from-image");
 
 #[derive(Debug, thiserror::Error)]
 #[error("build cache {path}: {message}")]
@@ -54,6 +58,7 @@ impl Cache {
         };
         let tx = c.db.begin_write().map_err(c.err())?;
         tx.open_table(STEPS).map_err(c.err())?;
+        tx.open_table(FROM_IMAGE).map_err(c.err())?;
         tx.commit().map_err(c.err())?;
         Ok(c)
     }
@@ -91,6 +96,26 @@ impl Cache {
         tx.commit().map_err(self.err())
     }
 
+    /// The remembered match of `key` (see [`FROM_IMAGE`]).
+    pub fn from_image(&self, key: &str) -> Result<Option<String>, CacheError> {
+        let tx = self.db.begin_read().map_err(self.err())?;
+        let t = tx.open_table(FROM_IMAGE).map_err(self.err())?;
+        let v = t.get(key).map_err(self.err())?;
+        Ok(v.map(|v| v.value().to_string()))
+    }
+
+    pub fn put_from_image(&self, key: &str, value: &str) -> Result<(), CacheError> {
+        let mut tx = self.db.begin_write().map_err(self.err())?;
+        // A lost entry is only worked out again: no need to wait for disk.
+        tx.set_durability(redb::Durability::None)
+            .map_err(self.err())?;
+        {
+            let mut t = tx.open_table(FROM_IMAGE).map_err(self.err())?;
+            t.insert(key, value).map_err(self.err())?;
+        }
+        tx.commit().map_err(self.err())
+    }
+
     pub fn len(&self) -> Result<usize, CacheError> {
         let tx = self.db.begin_read().map_err(self.err())?;
         let t = tx.open_table(STEPS).map_err(self.err())?;
@@ -111,6 +136,8 @@ impl Cache {
             let mut t = tx.open_table(STEPS).map_err(self.err())?;
             entries = t.len().map_err(self.err())? as usize;
             t.retain(|_, _| false).map_err(self.err())?;
+            let mut f = tx.open_table(FROM_IMAGE).map_err(self.err())?;
+            f.retain(|_, _| false).map_err(self.err())?;
         }
         tx.commit().map_err(self.err())?;
         let mut images = Vec::new();

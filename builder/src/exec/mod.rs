@@ -17,6 +17,7 @@
 
 mod cache;
 pub mod fsops;
+mod ssh;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -83,6 +84,8 @@ pub struct BuildRequest {
     pub network_host: bool,
     /// `--secret id=…,src=…`.
     pub secrets: BTreeMap<String, PathBuf>,
+    /// `--ssh id=SOCKET`: ssh agents' sockets on this host.
+    pub ssh: BTreeMap<String, PathBuf>,
     pub output: Option<Output>,
     /// `--add-host name:ip`, for RUN's /etc/hosts.
     pub extra_hosts: Vec<String>,
@@ -703,7 +706,8 @@ impl<'a> Builder<'a> {
         let (layer, created_by) = match &expanded.command {
             Command::Run(_) => self.run(req, df, stages, st, &expanded, out)?,
             Command::Copy(c) | Command::Add(c) => {
-                let srcs = sources.take().expect("computed above");
+                let mut srcs = sources.take().expect("computed above");
+                self.load(&mut srcs).map_err(&err)?;
                 let keyword = expanded.command.keyword();
                 let is_add = matches!(expanded.command, Command::Add(_));
                 let layer = self.copy(st, c, &srcs, is_add).map_err(&err)?;
@@ -1012,8 +1016,12 @@ impl<'a> Builder<'a> {
                 options: Vec::new(),
             });
         }
-        for (i, m) in run.mounts.iter().enumerate() {
-            let target = m.effective_target(i);
+        // Agents' proxies, until the run ends.
+        let mut agents: Vec<(ssh::AgentProxy, String)> = Vec::new();
+        let mut ssh_mounts = 0;
+        for m in &run.mounts {
+            // ssh sockets are numbered among the ssh mounts, as BuildKit does.
+            let target = m.effective_target(ssh_mounts);
             match m.kind {
                 MountType::Bind => {
                     let target =
@@ -1152,11 +1160,40 @@ impl<'a> Builder<'a> {
                     });
                 }
                 MountType::Ssh => {
-                    return Err(err(
-                        "--mount=type=ssh: ssh agent forwarding is not supported".into(),
-                    ));
+                    let target = target.expect("ssh mounts have a default target");
+                    ssh_mounts += 1;
+                    let id = m.effective_id();
+                    let Some(sock) = req.ssh.get(&id) else {
+                        if m.required {
+                            return Err(err(format!(
+                                "ssh {id}: required but not given (--ssh {id}=SOCKET)"
+                            )));
+                        }
+                        continue;
+                    };
+                    let proxy = ssh::AgentProxy::start(
+                        sock,
+                        m.uid.unwrap_or(0),
+                        m.gid.unwrap_or(0),
+                        m.mode.unwrap_or(0o600),
+                    )
+                    .map_err(|e| err(format!("ssh {id}: {e}")))?;
+                    mounts.push(RunMount {
+                        kind: RunMountKind::Bind,
+                        source: proxy.path().to_path_buf(),
+                        target: target.clone(),
+                        read_only: false,
+                        options: Vec::new(),
+                    });
+                    agents.push((proxy, target));
                 }
             }
+        }
+        // As BuildKit does: the first agent is the default one.
+        if let Some((_, first)) = agents.first()
+            && !env.iter().any(|e| e.starts_with("SSH_AUTH_SOCK="))
+        {
+            env.push(format!("SSH_AUTH_SOCK={first}"));
         }
         // Mount points the runtime will create are not the RUN's changes.
         let created: Vec<String> = mounts
@@ -1230,6 +1267,7 @@ impl<'a> Builder<'a> {
         let layer = self.commit_layer(&mut s).map_err(&err)?;
         drop(keep);
         drop(holders);
+        drop(agents);
         Ok((layer, created_by))
     }
 
@@ -1302,6 +1340,7 @@ impl<'a> Builder<'a> {
             single_file: false,
             digest: String::new(),
             _holder: None,
+            pending: None,
         };
         for doc in &c.inline {
             h.update(format!("inline\0{}\0{}\0", doc.name, doc.content).as_bytes());
@@ -1340,43 +1379,98 @@ impl<'a> Builder<'a> {
             set.downloads.push((name, body));
         }
         if !local.is_empty() {
-            let (root, entries): (PathBuf, Vec<ContextEntry>) = match &c.from {
-                None => (req.context.clone(), ctx.entries()?),
+            let walked: Option<(PathBuf, Vec<ContextEntry>)> = match &c.from {
                 Some(f) => {
                     let img = self.image_of(req, df, stages, f, out)?;
-                    let child = self.scratch_of(img.as_ref())?;
-                    let root = child.rootfs();
-                    let mut entries = Vec::new();
-                    for s in &local {
-                        let lit = literal_prefix(s);
-                        entries.extend(walk_under(&root, &lit).map_err(|e| e.to_string())?);
+                    let memo = img.as_ref().map(|i| {
+                        let k = format!("{}\0{local:?}\0{:?}\0{}", i.id, c.exclude, c.parents);
+                        berth_store::digest::sha256(k.as_bytes()).to_string()
+                    });
+                    // Known: the image is mounted only if the step misses.
+                    if let Some(m) = &memo
+                        && let Ok(Some(v)) = self.cache.from_image(m)
+                        && let Some((digest, single)) = v.split_once(' ')
+                    {
+                        h.update(format!("files\0{digest}\0").as_bytes());
+                        set.single_file = single == "1";
+                        set.pending = Some(Pending {
+                            image: img,
+                            local: local.clone(),
+                            exclude: c.exclude.clone(),
+                            parents: c.parents,
+                            lone: c.sources.len() + c.inline.len() == 1,
+                        });
+                        None
+                    } else {
+                        let (child, root, entries) = self.walk_image(img.as_ref(), &local)?;
+                        set._holder = Some(child);
+                        if let Some(m) = &memo {
+                            let matched =
+                                match_sources(&root, &entries, &local, &c.exclude, c.parents)
+                                    .map_err(|e| e.to_string())?;
+                            let single = single_source(c, &local, &entries);
+                            let v = format!("{} {}", matched.digest, if single { 1 } else { 0 });
+                            if let Err(e) = self.cache.put_from_image(m, &v) {
+                                tracing::warn!("{e}");
+                            }
+                        }
+                        Some((root, entries))
                     }
-                    entries.sort_by(|a, b| a.path.cmp(&b.path));
-                    entries.dedup_by(|a, b| a.path == b.path);
-                    set._holder = Some(child);
-                    (root, entries)
                 }
+                None => Some((req.context.clone(), ctx.entries()?)),
             };
-            let matched = match_sources(&root, &entries, &local, &c.exclude, c.parents)
-                .map_err(|e| e.to_string())?;
-            h.update(format!("files\0{}\0", matched.digest).as_bytes());
-            set.single_file =
-                local.len() == 1 && c.sources.len() == 1 && c.inline.is_empty() && !c.parents && {
-                    let p = crate::ignore::clean(local[0].trim_start_matches('/'));
-                    entries
-                        .iter()
-                        .any(|e| e.path == p && e.kind != EntryKind::Dir)
-                };
-            set.root = root;
-            set.entries = matched.entries;
+            if let Some((root, entries)) = walked {
+                let matched = match_sources(&root, &entries, &local, &c.exclude, c.parents)
+                    .map_err(|e| e.to_string())?;
+                h.update(format!("files\0{}\0", matched.digest).as_bytes());
+                set.single_file = single_source(c, &local, &entries);
+                set.root = root;
+                set.entries = matched.entries;
+            }
         }
-        set.single_file |= c.sources.len() + c.inline.len() == 1 && set.entries.is_empty();
+        if set.pending.is_none() {
+            set.single_file |= c.sources.len() + c.inline.len() == 1 && set.entries.is_empty();
+        }
         if c.chown.is_some() || c.chmod.is_some() {
             h.update(format!("{:?}{:?}", c.chown, c.chmod).as_bytes());
         }
         let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
         set.digest = hex;
         Ok(set)
+    }
+
+    /// `image` mounted, and what is under the sources' literal prefixes.
+    fn walk_image(
+        &self,
+        image: Option<&Image>,
+        local: &[String],
+    ) -> Result<(Scratch<'a>, PathBuf, Vec<ContextEntry>), String> {
+        let child = self.scratch_of(image)?;
+        let root = child.rootfs();
+        let mut entries = Vec::new();
+        for s in local {
+            let lit = literal_prefix(s);
+            entries.extend(walk_under(&root, &lit).map_err(|e| e.to_string())?);
+        }
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        entries.dedup_by(|a, b| a.path == b.path);
+        Ok((child, root, entries))
+    }
+
+    /// The files of sources whose digest came from the cache, for a step
+    /// that missed after all.
+    fn load(&self, set: &mut Sources<'a>) -> Result<(), String> {
+        let Some(p) = set.pending.take() else {
+            return Ok(());
+        };
+        let (child, root, entries) = self.walk_image(p.image.as_ref(), &p.local)?;
+        let matched = match_sources(&root, &entries, &p.local, &p.exclude, p.parents)
+            .map_err(|e| e.to_string())?;
+        set._holder = Some(child);
+        set.root = root;
+        set.entries = matched.entries;
+        set.single_file |= p.lone && set.entries.is_empty();
+        Ok(())
     }
 
     fn copy(
@@ -1548,6 +1642,26 @@ fn spec_text(argv: &[String]) -> String {
 }
 
 /// What a COPY/ADD step copies.
+/// COPY --from sources known by their digest only, not yet read.
+struct Pending {
+    image: Option<Image>,
+    local: Vec<String>,
+    exclude: Vec<String>,
+    parents: bool,
+    /// One source in all (with no entries, the destination is a file).
+    lone: bool,
+}
+
+/// One source that names a file: the destination may name the file.
+fn single_source(c: &Copy, local: &[String], entries: &[ContextEntry]) -> bool {
+    local.len() == 1 && c.sources.len() == 1 && c.inline.is_empty() && !c.parents && {
+        let p = crate::ignore::clean(local[0].trim_start_matches('/'));
+        entries
+            .iter()
+            .any(|e| e.path == p && e.kind != EntryKind::Dir)
+    }
+}
+
 struct Sources<'a> {
     /// Where `entries` are (the context, or a mounted stage or image).
     root: PathBuf,
@@ -1562,6 +1676,8 @@ struct Sources<'a> {
     digest: String,
     /// The mounted stage or image the entries come from.
     _holder: Option<Scratch<'a>>,
+    /// Entries still to read (see [`Builder::load`]).
+    pending: Option<Pending>,
 }
 
 impl Sources<'_> {

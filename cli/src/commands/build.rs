@@ -67,6 +67,41 @@ fn secrets(args: &[String]) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
+/// `--ssh default|ID[=SOCKET]` → id → the agent's socket (for a bare id,
+/// `$SSH_AUTH_SOCK`). Only agent sockets: BuildKit also takes key files,
+/// which would need an agent of berth's own.
+fn ssh_agents(args: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for s in args {
+        let (id, path) = match s.split_once('=') {
+            Some((id, p)) => (id.to_string(), p.to_string()),
+            None => (
+                s.clone(),
+                std::env::var("SSH_AUTH_SOCK").map_err(|_| {
+                    msg(format!(
+                        "invalid ssh {s:?}: SSH_AUTH_SOCK is not set; want ID=SOCKET"
+                    ))
+                })?,
+            ),
+        };
+        if id.is_empty() || path.is_empty() || path.contains(',') {
+            return Err(msg(format!(
+                "invalid ssh {s:?}: want ID=SOCKET (one agent socket)"
+            )));
+        }
+        let abs =
+            std::fs::canonicalize(&path).map_err(|e| msg(format!("ssh {id}: {path}: {e}")))?;
+        let meta = std::fs::metadata(&abs).map_err(|e| msg(format!("ssh {id}: {path}: {e}")))?;
+        if !std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) {
+            return Err(msg(format!(
+                "ssh {id}: {path} is not an agent socket (key files are not supported)"
+            )));
+        }
+        out.insert(id, abs.to_string_lossy().into_owned());
+    }
+    Ok(out)
+}
+
 /// `--output`: `type=local,dest=DIR`, `type=tar,dest=FILE`, or a bare
 /// directory.
 fn output(spec: &str) -> Result<serde_json::Value> {
@@ -277,6 +312,12 @@ pub async fn build(c: &Client, a: &BuildArgs) -> Result<()> {
         q.push((
             "secrets",
             serde_json::to_string(&secrets(&a.secret)?).expect("json"),
+        ));
+    }
+    if !a.ssh.is_empty() {
+        q.push((
+            "ssh",
+            serde_json::to_string(&ssh_agents(&a.ssh)?).expect("json"),
         ));
     }
     if let Some(o) = &a.output {

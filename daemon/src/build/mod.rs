@@ -332,6 +332,12 @@ pub async fn post_build(
         .into_iter()
         .map(|(k, v)| (k, PathBuf::from(v)))
         .collect();
+    // And `--ssh id=SOCKET` as {"id": "/agent socket on this host"}.
+    let ssh: BTreeMap<String, PathBuf> = q
+        .json_map("ssh")?
+        .into_iter()
+        .map(|(k, v)| (k, PathBuf::from(v)))
+        .collect();
     let target = q.get("target").filter(|t| !t.is_empty()).map(String::from);
     let no_cache = q.flag("nocache");
     let pull = q.flag("pull");
@@ -397,6 +403,7 @@ pub async fn post_build(
                 pull,
                 network_host,
                 secrets,
+                ssh,
                 output,
                 extra_hosts,
             };
