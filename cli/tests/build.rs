@@ -332,6 +332,234 @@ fn secrets_reach_run_and_never_a_layer() {
     );
 }
 
+#[test]
+fn dockerfile_specific_dockerignore_wins() {
+    let d = daemon();
+    let ctx = d.dir.path().join("ctx-ignore");
+    write_ctx(
+        &ctx,
+        &[
+            ("a.txt", "a"),
+            ("b.txt", "b"),
+            ("keep/c.txt", "c"),
+            (".dockerignore", "a.txt\n"),
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY . /ctx/\nCMD find /ctx -type f | sort\n",
+            ),
+            (
+                "build/app.Dockerfile",
+                "FROM busybox\nCOPY . /ctx/\nCMD find /ctx -type f | sort\n",
+            ),
+            ("build/app.Dockerfile.dockerignore", "b.txt\n"),
+        ],
+    );
+    let c = ctx.to_str().unwrap();
+    ok(d.berth(&["build", "-q", "-t", "ign-plain", c]), "plain", &d);
+    assert_eq!(
+        d.ok(&["run", "--rm", "ign-plain"]),
+        "/ctx/.dockerignore\n/ctx/Dockerfile\n/ctx/b.txt\n/ctx/build/app.Dockerfile\n\
+         /ctx/build/app.Dockerfile.dockerignore\n/ctx/keep/c.txt\n"
+    );
+    let f = ctx.join("build/app.Dockerfile");
+    for client in ["berth", "docker"] {
+        let tag = format!("ign-{client}");
+        let o = if client == "berth" {
+            d.berth(&["build", "-q", "-t", &tag, "-f", f.to_str().unwrap(), c])
+        } else {
+            docker_build(&d, &["-q", "-t", &tag, "-f", f.to_str().unwrap(), c], None)
+        };
+        ok(o, client, &d);
+        // The Dockerfile's own ignore file replaces .dockerignore: b.txt
+        // never comes. a.txt does with berth; the docker CLI's legacy
+        // path knows only .dockerignore and leaves it out of the context
+        // it sends, so berthd cannot bring it back.
+        let a = if client == "berth" {
+            "/ctx/a.txt\n"
+        } else {
+            ""
+        };
+        assert_eq!(
+            d.ok(&["run", "--rm", &tag]),
+            format!(
+                "/ctx/.dockerignore\n/ctx/Dockerfile\n{a}/ctx/build/app.Dockerfile\n\
+                 /ctx/build/app.Dockerfile.dockerignore\n/ctx/keep/c.txt\n"
+            ),
+            "{client}"
+        );
+    }
+}
+
+/// A foreground ssh-agent, killed by its pid on drop.
+struct Agent(std::process::Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `bin` and the shared objects `ldd` says it needs, under `root` at
+/// their own paths, so it runs in a busybox image.
+fn with_libraries(bin: &str, root: &Path) {
+    let mut files = vec![PathBuf::from(bin)];
+    let ldd = Command::new("ldd").arg(bin).output().unwrap();
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        let path = match line.split_once("=>") {
+            Some((_, rest)) => rest.split_whitespace().next(),
+            None => line.split_whitespace().next(),
+        };
+        if let Some(p) = path.filter(|p| p.starts_with('/')) {
+            files.push(PathBuf::from(p));
+        }
+    }
+    for f in files {
+        let to = root.join(f.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&f, &to).unwrap();
+    }
+}
+
+#[test]
+fn ssh_agent_reaches_run_through_a_socket_of_its_own() {
+    for tool in [
+        "/usr/bin/ssh-agent",
+        "/usr/bin/ssh-add",
+        "/usr/bin/ssh-keygen",
+    ] {
+        if !Path::new(tool).exists() {
+            eprintln!("skipping: {tool} is missing (apt-get install openssh-client)");
+            return;
+        }
+    }
+    let d = daemon();
+    let base = d.dir.path();
+    let sock = base.join("agent.sock");
+    let agent = Agent(
+        Command::new("/usr/bin/ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&sock)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ssh-agent did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let key = base.join("id_test");
+    let o = Command::new("/usr/bin/ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "berth-test", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let o = Command::new("/usr/bin/ssh-add")
+        .env("SSH_AUTH_SOCK", &sock)
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let fp = Command::new("/usr/bin/ssh-keygen")
+        .arg("-lf")
+        .arg(key.with_extension("pub"))
+        .output()
+        .unwrap();
+    let fp = String::from_utf8_lossy(&fp.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert!(fp.starts_with("SHA256:"), "{fp}");
+
+    let ctx = base.join("ctx-ssh");
+    with_libraries("/usr/bin/ssh-add", &ctx.join("root"));
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\n\
+         COPY root/ /\n\
+         RUN --mount=type=ssh ssh-add -l > /keys && stat -c '%a %u %F' $SSH_AUTH_SOCK > /sock && echo $SSH_AUTH_SOCK >> /sock\n\
+         RUN --mount=type=ssh,id=work,target=/agent,mode=0660,uid=1000,gid=1000 stat -c '%a %u:%g' /agent > /sock2 && SSH_AUTH_SOCK=/agent ssh-add -l >> /sock2\n\
+         RUN --mount=type=ssh,id=absent echo optional and missing: $SSH_AUTH_SOCK.\n\
+         CMD cat /keys /sock /sock2; ls /run/buildkit /agent 2>&1; true\n",
+    )
+    .unwrap();
+    let default = format!("default={}", sock.display());
+    let work = format!("work={}", sock.display());
+    let out = ok(
+        d.berth(&[
+            "build",
+            "-t",
+            "ssh",
+            "--ssh",
+            &default,
+            "--ssh",
+            &work,
+            ctx.to_str().unwrap(),
+        ]),
+        "build",
+        &d,
+    );
+    assert!(out.contains("optional and missing: ."), "{out}");
+    let shown = d.ok(&["run", "--rm", "ssh"]);
+    let lines: Vec<&str> = shown.lines().collect();
+    assert!(
+        lines[0].contains(&fp) && lines[0].contains("berth-test"),
+        "{shown}"
+    );
+    assert_eq!(lines[1], "600 0 socket", "{shown}");
+    assert_eq!(lines[2], "/run/buildkit/ssh_agent.0", "{shown}");
+    assert_eq!(lines[3], "660 1000:1000", "{shown}");
+    assert!(lines[4].contains(&fp), "{shown}");
+    // Nothing of the agent stays in the image.
+    assert!(
+        lines[5].contains("/run/buildkit") && lines[5].contains("No such file"),
+        "{shown}"
+    );
+    assert!(
+        lines[6].contains("/agent") && lines[6].contains("No such file"),
+        "{shown}"
+    );
+    // The host's socket is as it was.
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&sock).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+
+    // A required agent not given: an error on its line.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=ssh,id=deploy,required=true true\n",
+    )
+    .unwrap();
+    let o = d.berth(&["build", "--ssh", &default, ctx.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert!(!o.status.success(), "{out}{err}");
+    assert!(
+        format!("{out}{err}").contains("Dockerfile:2") && format!("{out}{err}").contains("deploy"),
+        "{out}{err}"
+    );
+    // An agent that is gone: an error on its line, not a RUN that hangs.
+    drop(agent);
+    let _ = std::fs::remove_file(&sock);
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=ssh true\n",
+    )
+    .unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    drop(listener);
+    let o = d.berth(&["build", "--ssh", &default, ctx.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert!(!o.status.success(), "{out}{err}");
+    assert!(format!("{out}{err}").contains("Dockerfile:2"), "{out}{err}");
+}
+
 /// `name: value` of the config fields the issue compares.
 fn config_fields(inspect_json: &str) -> serde_json::Value {
     let v: serde_json::Value = serde_json::from_str(inspect_json).unwrap();
@@ -987,6 +1215,56 @@ fn fails_cleanly(dockerfile: &str, files: &[(&str, &str)], line: usize, needles:
             before,
             "{client}: a failed build left something behind"
         );
+        // A RUN that ran: its cgroup, its bundle and its shim go too (the
+        // bundle once the shim has exited, which may be just after).
+        let ran: Vec<&str> = all
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("---> Running in "))
+            .map(str::trim)
+            .collect();
+        assert_eq!(
+            ran.is_empty(),
+            !needles.iter().any(|n| n.contains("non-zero code")),
+            "{client}: {all}"
+        );
+        for short in ran {
+            // v2 at the root, v1 under each controller.
+            let roots = std::fs::read_dir("/sys/fs/cgroup")
+                .map(|rd| rd.flatten().map(|e| e.path().join("berth")).collect())
+                .unwrap_or_else(|_| Vec::new());
+            let cgroups: Vec<PathBuf> = roots
+                .iter()
+                .chain(std::iter::once(&PathBuf::from("/sys/fs/cgroup/berth")))
+                .filter_map(|c| std::fs::read_dir(c).ok())
+                .flat_map(|rd| rd.flatten())
+                .filter(|e| e.file_name().to_string_lossy().starts_with(short))
+                .map(|e| e.path())
+                .collect();
+            assert!(cgroups.is_empty(), "{client}: cgroups left: {cgroups:?}");
+        }
+        let bundles = d.dir.path().join("exec/b");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let left: Vec<_> = std::fs::read_dir(&bundles)
+                .map(|rd| rd.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
+            if left.is_empty() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{client}: RUN bundles left: {left:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let shims: Vec<String> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains("berth-shim") && c.contains(&*bundles.to_string_lossy()))
+            .collect();
+        assert!(shims.is_empty(), "{client}: RUN shims left: {shims:?}");
     }
 }
 
