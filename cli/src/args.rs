@@ -703,6 +703,9 @@ pub struct BuildArgs {
     /// SSH agent socket to expose to the build: default|<id>[=<socket>]
     #[arg(long)]
     pub ssh: Vec<String>,
+    /// Extra privileged entitlement (security.insecure, network.host)
+    #[arg(long)]
+    pub allow: Vec<String>,
     /// Type of progress output: auto, plain, tty or quiet
     #[arg(long, default_value = "auto")]
     pub progress: String,

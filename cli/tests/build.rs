@@ -390,6 +390,150 @@ fn dockerfile_specific_dockerignore_wins() {
     }
 }
 
+#[test]
+fn run_mounts_and_networks() {
+    let d = daemon();
+    let ctx = d.dir.path().join("ctx-mounts");
+    write_ctx(
+        &ctx,
+        &[
+            ("in.txt", "ctx-in\n"),
+            ("sub/in2.txt", "orig\n"),
+            (
+                "Dockerfile",
+                "FROM busybox AS data\n\
+                 RUN mkdir /d && echo from-stage > /d/f\n\
+                 FROM busybox\n\
+                 RUN --mount=type=bind,target=/ctx cat /ctx/in.txt > /bind1 && (touch /ctx/x 2>/dev/null && echo rw || echo ro) >> /bind1\n\
+                 RUN --mount=type=bind,source=sub,target=/s,rw echo changed > /s/in2.txt && cat /s/in2.txt > /bind2\n\
+                 RUN --mount=type=bind,from=data,source=/d,target=/fromstage cat /fromstage/f > /bind3\n\
+                 RUN --mount=type=tmpfs,target=/scratch,size=1m echo t > /scratch/t && grep ' /scratch ' /proc/mounts | cut -d' ' -f3 > /tmpfs1\n\
+                 RUN --mount=type=cache,target=/c,id=locked-c,sharing=locked --mount=type=cache,target=/p,sharing=private echo one >> /c/log && cat /c/log > /cache1 && touch /p/x\n\
+                 RUN --network=none tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' > /net-none\n\
+                 RUN --network=host tail -n +3 /proc/net/dev | wc -l > /net-host\n\
+                 CMD cat /bind1 /bind2 /bind3 /tmpfs1 /cache1 /net-none /net-host; ls /ctx /s /fromstage /scratch /c /p 2>&1; true\n",
+            ),
+        ],
+    );
+    ok(
+        d.berth(&["build", "-q", "-t", "mounts", ctx.to_str().unwrap()]),
+        "build",
+        &d,
+    );
+    let shown = d.ok(&["run", "--rm", "mounts"]);
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(
+        lines[..8],
+        [
+            "ctx-in",
+            "ro",
+            "changed",
+            "from-stage",
+            "tmpfs",
+            "one",
+            "lo",
+            lines[7]
+        ],
+        "{shown}"
+    );
+    let host_ifaces = std::fs::read_to_string("/proc/net/dev")
+        .unwrap()
+        .lines()
+        .count()
+        - 2;
+    assert_eq!(lines[7], host_ifaces.to_string(), "{shown}");
+    // No mount point, and nothing written under one, is in the image.
+    for (i, p) in ["/ctx", "/s", "/fromstage", "/scratch", "/c", "/p"]
+        .iter()
+        .enumerate()
+    {
+        assert!(
+            lines[8 + i].contains(p) && lines[8 + i].contains("No such file"),
+            "{p}: {shown}"
+        );
+    }
+    // A rw bind changed a copy, never the context.
+    assert_eq!(
+        std::fs::read_to_string(ctx.join("sub/in2.txt")).unwrap(),
+        "orig\n"
+    );
+    // The locked cache mount kept its content for the next build.
+    ok(
+        d.berth(&[
+            "build",
+            "-q",
+            "--no-cache",
+            "-t",
+            "mounts2",
+            ctx.to_str().unwrap(),
+        ]),
+        "rebuild",
+        &d,
+    );
+    let again = d.ok(&["run", "--rm", "--entrypoint", "cat", "mounts2", "/cache1"]);
+    assert_eq!(again, "one\none\n");
+}
+
+#[test]
+fn security_insecure_runs_privileged_when_allowed() {
+    let d = daemon();
+    let ctx = d.dir.path().join("ctx-insecure");
+    write_ctx(
+        &ctx,
+        &[(
+            "Dockerfile",
+            "FROM busybox\n\
+             RUN --security=insecure grep -E 'CapEff|Seccomp:' /proc/self/status > /insecure\n\
+             RUN grep -E 'CapEff|Seccomp:' /proc/self/status > /sandbox\n\
+             CMD cat /insecure /sandbox\n",
+        )],
+    );
+    ok(
+        d.berth(&[
+            "build",
+            "-q",
+            "--allow",
+            "security.insecure",
+            "-t",
+            "insecure",
+            ctx.to_str().unwrap(),
+        ]),
+        "build",
+        &d,
+    );
+    let shown = d.ok(&["run", "--rm", "insecure"]);
+    let field = |text: &str, k: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with(k))
+            .map(|l| l.split_whitespace().nth(1).unwrap_or_default().to_string())
+            .collect()
+    };
+    // Ours (root, the test's) is every capability there is.
+    let all = field(
+        &std::fs::read_to_string("/proc/self/status").unwrap(),
+        "CapEff:",
+    );
+    let caps = field(&shown, "CapEff:");
+    let seccomp = field(&shown, "Seccomp:");
+    assert_eq!(caps[0], all[0], "insecure: every capability: {shown}");
+    assert_ne!(caps[1], all[0], "sandboxed: docker's default set: {shown}");
+    assert_eq!(
+        seccomp,
+        ["0", "2"],
+        "no filter, then the default one: {shown}"
+    );
+}
+
+#[test]
+fn bad_security_insecure_not_allowed() {
+    fails_cleanly(
+        "FROM busybox\nRUN --security=insecure true\n",
+        &[],
+        2,
+        &["--security=insecure is not allowed", "security.insecure"],
+    );
+}
+
 /// A foreground ssh-agent, killed by its pid on drop.
 struct Agent(std::process::Child);
 

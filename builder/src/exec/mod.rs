@@ -40,7 +40,9 @@ use crate::context::{ContextEntry, EntryKind, match_sources, walk_context, walk_
 use crate::error::DockerfileError;
 use crate::graph::{Base, plan};
 use crate::ignore::{IgnoreMatcher, read_dockerignore};
-use crate::instruction::{Command, Copy, Healthcheck, Instruction, KeyValue, Network, RunScript};
+use crate::instruction::{
+    Command, Copy, Healthcheck, Instruction, KeyValue, Network, RunScript, Security,
+};
 use crate::mount::{MountType, Sharing};
 use crate::parser::{Dockerfile, parse, parse_line};
 use fsops::{Item, Owner};
@@ -89,6 +91,9 @@ pub struct BuildRequest {
     pub output: Option<Output>,
     /// `--add-host name:ip`, for RUN's /etc/hosts.
     pub extra_hosts: Vec<String>,
+    /// `--allow security.insecure`: RUN `--security=insecure` may run
+    /// privileged.
+    pub allow_insecure: bool,
 }
 
 /// What a build made.
@@ -133,6 +138,9 @@ pub struct RunSpec {
     /// only loopback.
     pub network_host: bool,
     pub extra_hosts: Vec<String>,
+    /// `RUN --security=insecure` (allowed): every capability, the host's
+    /// devices, no seccomp filter.
+    pub privileged: bool,
 }
 
 /// Runs RUN's processes. berthd runs them with berth-shim, as it runs
@@ -1206,6 +1214,15 @@ impl<'a> Builder<'a> {
             Some(Network::None) => false,
             Some(Network::Default) | None => req.network_host,
         };
+        let privileged = match run.security {
+            Some(Security::Insecure) if !req.allow_insecure => {
+                return Err(err("--security=insecure is not allowed: build with \
+                     --allow security.insecure"
+                    .into()));
+            }
+            Some(Security::Insecure) => true,
+            Some(Security::Sandbox) | None => false,
+        };
         let _guards: Vec<std::sync::MutexGuard<()>> = held_locks
             .iter()
             .map(|l| l.lock().unwrap_or_else(|p| p.into_inner()))
@@ -1223,6 +1240,7 @@ impl<'a> Builder<'a> {
             mounts,
             network_host,
             extra_hosts: req.extra_hosts.clone(),
+            privileged,
         };
         out.say(&format!(" ---> Running in {}\n", &s.id[..12]));
         // The last lines of output go into the error of a failing RUN.

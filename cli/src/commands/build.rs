@@ -320,6 +320,9 @@ pub async fn build(c: &Client, a: &BuildArgs) -> Result<()> {
             serde_json::to_string(&ssh_agents(&a.ssh)?).expect("json"),
         ));
     }
+    for e in &a.allow {
+        q.push(("allow", e.clone()));
+    }
     if let Some(o) = &a.output {
         q.push(("outputs", output(o)?.to_string()));
     }

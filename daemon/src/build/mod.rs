@@ -338,6 +338,20 @@ pub async fn post_build(
         .into_iter()
         .map(|(k, v)| (k, PathBuf::from(v)))
         .collect();
+    // berth's own, as buildx's `--allow`: the entitlements a build has.
+    let mut allow_insecure = false;
+    for a in q.all("allow").iter().flat_map(|a| a.split(',')) {
+        match a.trim() {
+            "security.insecure" => allow_insecure = true,
+            // RUN --network=host needs nothing more here.
+            "network.host" | "" => {}
+            other => {
+                return Err(ApiError::InvalidParameter(format!(
+                    "invalid entitlement {other:?}: want security.insecure or network.host"
+                )));
+            }
+        }
+    }
     let target = q.get("target").filter(|t| !t.is_empty()).map(String::from);
     let no_cache = q.flag("nocache");
     let pull = q.flag("pull");
@@ -406,6 +420,7 @@ pub async fn post_build(
                 ssh,
                 output,
                 extra_hosts,
+                allow_insecure,
             };
             let runner = runner::ShimRunner { daemon: d.clone() };
             let images = DaemonImages {

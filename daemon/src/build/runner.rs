@@ -92,6 +92,7 @@ impl StepRunner for ShimRunner {
         };
         let host = HostConfig {
             network_mode: if spec.network_host { "host" } else { "none" }.into(),
+            privileged: spec.privileged,
             ..Default::default()
         };
         let mounts: Vec<ResolvedMount> = spec
