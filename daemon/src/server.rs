@@ -107,6 +107,7 @@ impl Daemon {
                 path: config.data_root.join("builder"),
                 source: io::Error::other(e),
             })?;
+        crate::build::runner::sweep_bundles(&config.exec_root);
         Ok(Daemon {
             build,
             registry,

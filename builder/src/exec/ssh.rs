@@ -42,7 +42,11 @@ impl AgentProxy {
                     if stop.load(Ordering::SeqCst) {
                         break;
                     }
-                    let Ok(client) = conn else { continue };
+                    let Ok(client) = conn else {
+                        // Out of descriptors, say: do not spin on it.
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        continue;
+                    };
                     match UnixStream::connect(&agent) {
                         Ok(upstream) => join(client, upstream),
                         Err(e) => tracing::warn!("ssh agent {}: {e}", agent.display()),

@@ -49,6 +49,23 @@ impl Drop for Bundle {
     }
 }
 
+/// At start: the bundles of RUN steps whose shim is gone (a daemon that
+/// stopped before the background removal ran, or was killed mid-build).
+pub fn sweep_bundles(exec_root: &Path) {
+    let Ok(rd) = std::fs::read_dir(exec_root.join("b")) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let pid = std::fs::read_to_string(e.path().join("shim").join(berth_shim::files::SHIM_PID))
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok());
+        if pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists()) {
+            continue;
+        }
+        let _ = std::fs::remove_dir_all(e.path());
+    }
+}
+
 fn io(what: &str, p: &Path) -> impl FnOnce(std::io::Error) -> String {
     let m = format!("{what} {}", p.display());
     move |e| format!("{m}: {e}")
@@ -233,5 +250,36 @@ impl StepRunner for ShimRunner {
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweep_keeps_only_bundles_with_a_live_shim() {
+        let t = tempfile::tempdir().unwrap();
+        let bundle = |name: &str, pid: Option<u32>| {
+            let shim = t.path().join("b").join(name).join("shim");
+            std::fs::create_dir_all(&shim).unwrap();
+            if let Some(p) = pid {
+                std::fs::write(shim.join(berth_shim::files::SHIM_PID), p.to_string()).unwrap();
+            }
+        };
+        // A pid that was ours and is reaped: nobody's now (for a while).
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        bundle("dead", Some(dead));
+        bundle("nopid", None);
+        bundle("live", Some(std::process::id()));
+        sweep_bundles(t.path());
+        let left: Vec<String> = std::fs::read_dir(t.path().join("b"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, ["live"]);
     }
 }
