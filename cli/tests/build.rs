@@ -534,6 +534,34 @@ fn bad_security_insecure_not_allowed() {
     );
 }
 
+#[test]
+fn the_cache_survives_a_restart_and_a_kill() {
+    let mut d = daemon();
+    let dir = examples().join("multistage-scratch");
+    let dir = dir.to_str().unwrap();
+    let first = ok(d.berth(&["build", "-t", "persist", dir]), "first", &d);
+    assert!(first.contains("Running in"), "{first}");
+    let id = d.ok(&["images", "-q", "persist"]);
+    // Stopped, and killed (what a power loss would take, the flush at
+    // each build's end guards; that is beyond a test here).
+    for kill in [false, true] {
+        d.restart(kill);
+        let again = ok(d.berth(&["build", "-t", "persist", dir]), "again", &d);
+        // Every step but the FROMs is a hit; nothing runs.
+        let steps = again
+            .lines()
+            .filter(|l| l.starts_with("Step ") && !l.contains(" : FROM "))
+            .count();
+        assert_eq!(
+            again.matches("Using cache").count(),
+            steps,
+            "kill={kill}: {again}"
+        );
+        assert!(!again.contains("Running in"), "kill={kill}: {again}");
+        assert_eq!(d.ok(&["images", "-q", "persist"]), id);
+    }
+}
+
 /// A foreground ssh-agent, killed by its pid on drop.
 struct Agent(std::process::Child);
 

@@ -87,7 +87,12 @@ impl Cache {
         config: &Digest,
     ) -> Result<(), CacheError> {
         store.pin(manifest, config).map_err(self.err())?;
-        let tx = self.db.begin_write().map_err(self.err())?;
+        let mut tx = self.db.begin_write().map_err(self.err())?;
+        // Made durable once per build ([`Cache::flush`]), not per step: a
+        // crash loses at most that build's entries (their pins stay, until
+        // `builder prune`).
+        tx.set_durability(redb::Durability::None)
+            .map_err(self.err())?;
         {
             let mut t = tx.open_table(STEPS).map_err(self.err())?;
             t.insert(key, manifest.to_string().as_str())
@@ -113,6 +118,12 @@ impl Cache {
             let mut t = tx.open_table(FROM_IMAGE).map_err(self.err())?;
             t.insert(key, value).map_err(self.err())?;
         }
+        tx.commit().map_err(self.err())
+    }
+
+    /// Everything put so far, on disk.
+    pub fn flush(&self) -> Result<(), CacheError> {
+        let tx = self.db.begin_write().map_err(self.err())?;
         tx.commit().map_err(self.err())
     }
 
@@ -157,6 +168,14 @@ impl Cache {
             images,
             bytes,
         })
+    }
+}
+
+impl Drop for Cache {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            tracing::warn!("{e}");
+        }
     }
 }
 

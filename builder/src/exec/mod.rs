@@ -374,6 +374,15 @@ impl<'a> Builder<'a> {
     /// Build `req`; progress lines (the legacy builder's `stream` text)
     /// go to `progress` as they come.
     pub fn build(&self, req: &BuildRequest, progress: &(dyn Fn(&str) + Sync)) -> R<BuildResult> {
+        let r = self.build_inner(req, progress);
+        // The steps' cache entries, on disk once per build.
+        if let Err(e) = self.cache.flush() {
+            tracing::warn!("{e}");
+        }
+        r
+    }
+
+    fn build_inner(&self, req: &BuildRequest, progress: &(dyn Fn(&str) + Sync)) -> R<BuildResult> {
         let file = if req.dockerfile_name.is_empty() {
             "Dockerfile"
         } else {
