@@ -327,3 +327,26 @@ pub fn cache_key(parent: &str, instruction: &str, content: Option<&str>) -> Stri
     h.update(content.unwrap_or("").as_bytes());
     hex_digest(h)
 }
+
+/// `rel` (relative to `root`) and everything below it, as
+/// [`walk_context`] lists them, with no ignore file: the entries a
+/// `COPY --from` of `rel` needs without walking a whole image. Empty when
+/// `rel` does not exist.
+pub fn walk_under(root: &Path, rel: &str) -> Result<Vec<ContextEntry>, ContextError> {
+    let rel = clean(rel.trim_start_matches('/'));
+    if rel == "." || rel.is_empty() {
+        return walk_context(root, &IgnoreMatcher::default());
+    }
+    if fs::symlink_metadata(root.join(&rel)).is_err() {
+        return Ok(Vec::new());
+    }
+    let top = entry(root, &rel)?;
+    let mut out = Vec::new();
+    let is_dir = top.kind == EntryKind::Dir;
+    out.push(top);
+    if is_dir {
+        walk(root, &rel, &IgnoreMatcher::default(), &mut out)?;
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}

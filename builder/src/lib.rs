@@ -14,6 +14,8 @@
 mod args;
 mod context;
 mod error;
+#[cfg(feature = "exec")]
+pub mod exec;
 mod expand;
 pub mod glob;
 mod graph;
@@ -29,7 +31,7 @@ pub use args::{
 };
 pub use context::{
     ContextEntry, ContextError, CopyEntry, EntryKind, SourceSet, cache_key, match_sources,
-    walk_context,
+    walk_context, walk_under,
 };
 pub use error::{DockerfileError, Result};
 pub use expand::{is_git, is_remote};

@@ -108,6 +108,11 @@ pub enum Cmd {
     /// Manage volumes
     #[command(subcommand)]
     Volume(VolumeCmd),
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
+    /// Manage builds
+    #[command(subcommand)]
+    Builder(BuilderCmd),
     /// Get real time events from the server
     Events(EventsArgs),
     /// Manage berth
@@ -673,6 +678,82 @@ pub struct ContainerInspectArgs {
     /// Display total file sizes
     #[arg(short = 's', long)]
     pub size: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Name and optionally a tag in the "name:tag" format (repeatable)
+    #[arg(short = 't', long = "tag")]
+    pub tags: Vec<String>,
+    /// Name of the Dockerfile (default: "PATH/Dockerfile"; "-" reads it from STDIN)
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<String>,
+    /// Set build-time variables (NAME=value, or NAME to take it from the environment)
+    #[arg(long = "build-arg")]
+    pub build_args: Vec<String>,
+    /// Set the target build stage to build
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Do not use cache when building the image
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Secret to expose to the build: id=mysecret,src=/local/secret
+    #[arg(long)]
+    pub secret: Vec<String>,
+    /// SSH agent socket to expose to the build: default|<id>[=<socket>]
+    #[arg(long)]
+    pub ssh: Vec<String>,
+    /// Extra privileged entitlement (security.insecure, network.host)
+    #[arg(long)]
+    pub allow: Vec<String>,
+    /// Type of progress output: auto, plain, tty or quiet
+    #[arg(long, default_value = "auto")]
+    pub progress: String,
+    /// Write the image ID to the file
+    #[arg(long)]
+    pub iidfile: Option<std::path::PathBuf>,
+    /// Suppress the build output and print image ID on success
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Set metadata for an image (key=value, repeatable)
+    #[arg(long)]
+    pub label: Vec<String>,
+    /// Set the networking mode for the RUN instructions during build (none or host)
+    #[arg(long)]
+    pub network: Option<String>,
+    /// Output destination: type=local,dest=DIR, type=tar,dest=FILE, or a directory
+    #[arg(short = 'o', long)]
+    pub output: Option<String>,
+    /// Always attempt to pull a newer version of the base images
+    #[arg(long)]
+    pub pull: bool,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
+    /// Set the target platform for the build
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Remove intermediate containers after a successful build (always)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, hide = true)]
+    pub rm: bool,
+    /// The build context: a directory, or "-" for a tar (or a Dockerfile) on STDIN
+    pub context: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BuilderCmd {
+    /// Remove build cache
+    Prune(BuilderPruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BuilderPruneArgs {
+    /// Remove all unused build cache, not just dangling ones
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -19,10 +19,10 @@ pub mod tabwriter;
 pub mod template;
 pub mod units;
 
-use args::{Cli, Cmd, ContainerCmd, ImageCmd, SystemCmd, VolumeCmd};
+use args::{BuilderCmd, Cli, Cmd, ContainerCmd, ImageCmd, SystemCmd, VolumeCmd};
 use client::{Client, resolve_host};
 use commands::inspect::Kind;
-use commands::{containers, cp, images, inspect, stats, system, volumes};
+use commands::{build, containers, cp, images, inspect, stats, system, volumes};
 pub use error::{CliError, Result};
 
 /// Run one command line.
@@ -39,6 +39,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Cmd::System(SystemCmd::Df(a)) => system::df(&c, a).await,
         Cmd::Images(a) | Cmd::Image(ImageCmd::Ls(a)) => images::images(&c, a).await,
         Cmd::Pull(a) | Cmd::Image(ImageCmd::Pull(a)) => images::pull(&c, a).await,
+        Cmd::Build(a) => build::build(&c, a).await,
+        Cmd::Builder(BuilderCmd::Prune(a)) => build::prune(&c, a).await,
         Cmd::Push(a) | Cmd::Image(ImageCmd::Push(a)) => images::push(&c, a).await,
         Cmd::Tag(a) | Cmd::Image(ImageCmd::Tag(a)) => images::tag(&c, a).await,
         Cmd::Rmi(a) | Cmd::Image(ImageCmd::Rm(a)) => images::rmi(&c, a).await,

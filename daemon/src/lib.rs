@@ -9,6 +9,7 @@
 //! `progress` streams the JSON lines of pull and push.
 
 pub mod archives;
+pub mod build;
 pub mod commit;
 pub mod config;
 pub mod containers;

@@ -50,6 +50,8 @@ pub struct Daemon {
     pub system: crate::spec::SystemInfo,
     /// `docker exec` processes, in memory only.
     pub execs: crate::containers::exec::Execs,
+    /// The image builder's cache and scratch space.
+    pub build: crate::build::BuildState,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +102,14 @@ impl Daemon {
         let registry_containers = Registry::load(db.clone())?;
         let volumes = Volumes::load(db.clone(), config.data_root.join("volumes"))?;
         let shim = shim_binary();
+        let build =
+            crate::build::BuildState::open(&config.data_root).map_err(|e| DaemonError::Io {
+                path: config.data_root.join("builder"),
+                source: io::Error::other(e),
+            })?;
+        crate::build::runner::sweep_bundles(&config.exec_root);
         Ok(Daemon {
+            build,
             registry,
             content: Arc::default(),
             db,
@@ -176,6 +185,8 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/info", get(system::get_info))
         .route("/system/df", get(manage::get_disk_usage))
         .route("/images/json", get(images::get_list))
+        .route("/build", post(crate::build::post_build))
+        .route("/build/prune", post(crate::build::post_prune))
         .route("/images/create", post(create))
         .route("/commit", post(crate::commit::post_commit))
         .route("/images/load", post(archives::post_load))

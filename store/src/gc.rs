@@ -50,7 +50,7 @@ struct Marks {
 }
 
 impl Store {
-    /// Everything reachable from a name or a container snapshot.
+    /// Everything reachable from a name, a pin or a container snapshot.
     fn mark(&self) -> Result<Marks> {
         let mut m = Marks {
             blobs: HashSet::new(),
@@ -62,6 +62,20 @@ impl Store {
             m.blobs.insert(info.target.clone());
             m.blobs.insert(info.manifest.clone());
             let img = self.image_by_manifest(&info.manifest)?;
+            m.blobs.insert(img.id.clone());
+            for l in img.manifest.layers() {
+                m.blobs
+                    .insert(l.digest().to_string().parse().expect("digest parses"));
+            }
+            m.layers.extend(chain_ids(&img.diff_ids));
+        }
+        // Pinned images (the build cache) are roots too; a pin whose
+        // manifest is gone reaches nothing.
+        for (manifest, _) in self.pins() {
+            let Ok(img) = self.image_by_manifest(&manifest) else {
+                continue;
+            };
+            m.blobs.insert(manifest);
             m.blobs.insert(img.id.clone());
             for l in img.manifest.layers() {
                 m.blobs

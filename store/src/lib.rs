@@ -7,6 +7,7 @@ pub mod digest;
 pub mod gc;
 pub mod image;
 pub mod layer;
+mod pins;
 pub mod refs;
 pub mod registry;
 pub mod snapshot;

@@ -345,6 +345,33 @@ impl Store {
                 [] => {}
                 _ => return Err(StoreError::Ambiguous(name_or_id.to_string())),
             }
+            drop(refs);
+            // An unnamed image the builder pinned (an untagged build).
+            let mut pinned: Vec<(Digest, Digest)> = self
+                .pins()
+                .into_iter()
+                .filter(|(_, c)| c.digest().starts_with(hex))
+                .collect();
+            pinned.dedup_by(|a, b| a.1 == b.1);
+            match pinned.as_slice() {
+                [(manifest, config)] => {
+                    let target: Descriptor = serde_json::from_value(serde_json::json!({
+                        "mediaType": image::OCI_MANIFEST,
+                        "digest": manifest.to_string(),
+                        "size": self.blobs.size(manifest)?,
+                    }))
+                    .expect("descriptor");
+                    return Ok(RefEntry {
+                        name: String::new(),
+                        target,
+                        manifest: manifest.clone(),
+                        config: config.clone(),
+                        created: String::new(),
+                    });
+                }
+                [] => {}
+                _ => return Err(StoreError::Ambiguous(name_or_id.to_string())),
+            }
         }
         Err(StoreError::NoImage(name_or_id.to_string()))
     }

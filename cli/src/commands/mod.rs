@@ -1,6 +1,7 @@
 //! The commands: each reads its arguments, calls the API and prints what
 //! docker prints.
 
+pub mod build;
 pub mod containers;
 pub mod cp;
 pub mod create_opts;

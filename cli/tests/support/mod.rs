@@ -56,6 +56,8 @@ pub struct Daemon {
     child: Option<Child>,
     pub socket: PathBuf,
     pub data_root: PathBuf,
+    /// berthd's flags beyond the paths, for a restart.
+    extra: Vec<String>,
 }
 
 impl Daemon {
@@ -66,31 +68,61 @@ impl Daemon {
     /// [`Daemon::start`] with more berthd flags.
     pub fn start_with(extra: &[&str]) -> Daemon {
         require_root();
-        let berthd = berthd_path();
         let dir = tempfile::Builder::new().prefix("bt-cli").tempdir().unwrap();
         let socket = dir.path().join("berth.sock");
         let data_root = dir.path().join("data");
         let config = dir.path().join("daemon.json");
         std::fs::write(&config, "{}\n").unwrap();
-        let child = Command::new(berthd)
-            .arg("--data-root")
-            .arg(&data_root)
-            .arg("--exec-root")
-            .arg(dir.path().join("exec"))
-            .arg("-H")
-            .arg(format!("unix://{}", socket.display()))
-            .arg("--config-file")
-            .arg(&config)
-            .args(extra)
-            .stderr(std::fs::File::create(dir.path().join("berthd.log")).unwrap())
-            .spawn()
-            .expect("spawn berthd");
         let mut d = Daemon {
             dir,
-            child: Some(child),
+            child: None,
             socket,
             data_root,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
+        d.spawn();
+        d
+    }
+
+    /// berthd stopped (SIGKILL when `kill`, else SIGTERM) and started
+    /// again on the same data root.
+    pub fn restart(&mut self, kill: bool) {
+        if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let sig = if kill {
+                nix::sys::signal::Signal::SIGKILL
+            } else {
+                nix::sys::signal::Signal::SIGTERM
+            };
+            let _ = nix::sys::signal::kill(pid, sig);
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_file(&self.socket);
+        self.spawn();
+    }
+
+    fn spawn(&mut self) {
+        let config = self.dir.path().join("daemon.json");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("berthd.log"))
+            .unwrap();
+        let child = Command::new(berthd_path())
+            .arg("--data-root")
+            .arg(&self.data_root)
+            .arg("--exec-root")
+            .arg(self.dir.path().join("exec"))
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .arg("--config-file")
+            .arg(&config)
+            .args(&self.extra)
+            .stderr(log)
+            .spawn()
+            .expect("spawn berthd");
+        self.child = Some(child);
+        let d = self;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(Ok(Some(st))) = d.child.as_mut().map(|c| c.try_wait()) {
@@ -106,7 +138,6 @@ impl Daemon {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        d
     }
 
     pub fn log(&self) -> String {

@@ -90,6 +90,28 @@ fn normalize(name: &str) -> Result<String> {
     }
 }
 
+/// "Every capability", as moby means it: those in berthd's own bounding
+/// set. One outside it cannot be granted (capset fails), and a daemon in a
+/// container, or under a restricted service, has fewer than the kernel.
+fn available() -> impl Iterator<Item = &'static str> {
+    static BOUNDING: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let bnd = *BOUNDING.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("CapBnd:"))
+                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            })
+            .unwrap_or(u64::MAX)
+    });
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(move |(bit, _)| bnd & (1u64 << bit) != 0)
+        .map(|(_, c)| *c)
+}
+
 /// The capability names (`CAP_…`) the container gets, in bit order, as
 /// moby's `TweakCapabilities`: privileged gets all; `CapAdd: ALL` is all
 /// but `CapDrop`; `CapDrop: ALL` is just `CapAdd`; otherwise the defaults
@@ -105,13 +127,9 @@ pub fn capabilities(privileged: bool, add: &[String], drop: &[String]) -> Result
         .collect::<Result<Vec<_>>>()?;
     let has = |list: &[String], c: &str| list.iter().any(|x| x == c);
     let chosen: HashSet<&str> = if privileged {
-        ALL_CAPS.iter().copied().collect()
+        available().collect()
     } else if has(&add, "ALL") {
-        ALL_CAPS
-            .iter()
-            .copied()
-            .filter(|c| !has(&drop, c))
-            .collect()
+        available().filter(|c| !has(&drop, c)).collect()
     } else if has(&drop, "ALL") {
         add.iter().map(String::as_str).collect()
     } else {
@@ -190,12 +208,32 @@ mod tests {
 
     #[test]
     fn all_in_add_or_drop() {
+        // "All" is all of ours: a bounding set here may lack some.
+        let ours: Vec<String> = available().map(String::from).collect();
         let c = caps(false, &["ALL"], &["CAP_CHOWN"]).unwrap();
-        assert_eq!(c.len(), 40);
+        assert_eq!(c.len(), ours.len() - 1);
         assert!(!c.contains(&"CAP_CHOWN".into()));
         let c = caps(false, &["NET_BIND_SERVICE"], &["all"]).unwrap();
         assert_eq!(c, vec!["CAP_NET_BIND_SERVICE".to_string()]);
-        assert_eq!(caps(true, &[], &["ALL"]).unwrap().len(), 41);
+        assert_eq!(caps(true, &[], &["ALL"]).unwrap(), ours);
+    }
+
+    #[test]
+    fn all_is_what_the_bounding_set_holds() {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let bnd = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapBnd:"))
+            .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+            .unwrap();
+        let all = caps(true, &[], &[]).unwrap();
+        for (bit, name) in ALL_CAPS.iter().enumerate() {
+            assert_eq!(
+                all.contains(&name.to_string()),
+                bnd & (1 << bit) != 0,
+                "{name}"
+            );
+        }
     }
 
     #[test]
