@@ -145,6 +145,8 @@ impl StepRunner for ShimRunner {
             init_path: None,
             seccomp_default: true,
             system: &d.system,
+            donors: Default::default(),
+            shm_source: None,
         })
         .map_err(|e| e.to_string())?;
         let cfg = dir.join("config.json");
