@@ -241,8 +241,29 @@ fn nft(input: &Value) -> Result<()> {
     written.map_err(|e| NetdError::Firewall(format!("writing to nft: {e}")))
 }
 
+impl Ruleset {
+    pub fn is_empty(&self) -> bool {
+        self.bridges.is_empty() && self.forwards.is_empty()
+    }
+}
+
+/// Whether berth's table exists (a read, which changes nothing).
+fn table_exists() -> bool {
+    Command::new("nft")
+        .args(["list", "table", "ip", TABLE])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 impl FirewallDriver for Nftables {
     fn apply(&self, rules: &Ruleset) -> Result<()> {
+        // With nothing to say, berth has no business in the host's
+        // ruleset, not even an empty table.
+        if rules.is_empty() {
+            return if table_exists() { self.clear() } else { Ok(()) };
+        }
         nft(&commands(rules))
     }
 

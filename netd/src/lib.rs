@@ -44,8 +44,9 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Where sandbox files are made.
     pub netns_dir: PathBuf,
-    /// The bridge of the default `bridge` network.
-    pub default_bridge: String,
+    /// The bridge of the default `bridge` network; `None`: no default
+    /// bridge network at all.
+    pub default_bridge: Option<String>,
     /// The host's resolv.conf, for the embedded DNS server's upstreams.
     pub resolv_conf: PathBuf,
     pub pools: Vec<ipam::Pool>,
@@ -59,7 +60,7 @@ impl Config {
         Config {
             state_dir: state_dir.into(),
             netns_dir: netns_dir.into(),
-            default_bridge: "berth0".into(),
+            default_bridge: Some("berth0".into()),
             resolv_conf: "/etc/resolv.conf".into(),
             pools: ipam::default_pools(),
             mtu: 1500,
@@ -274,6 +275,12 @@ impl Netd {
     }
 }
 
+impl std::fmt::Debug for Netd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Netd")
+    }
+}
+
 impl Drop for Netd {
     fn drop(&mut self) {
         drop(self.tx.take());
@@ -391,7 +398,9 @@ impl Inner {
                 });
             }
         }
-        if self.state.networks.iter().all(|n| n.name != "bridge") {
+        if let Some(bridge) = self.cfg.default_bridge.clone()
+            && self.state.networks.iter().all(|n| n.name != "bridge")
+        {
             let options = BTreeMap::from([
                 (
                     "com.docker.network.bridge.default_bridge".into(),
@@ -406,10 +415,7 @@ impl Inner {
                     "com.docker.network.bridge.host_binding_ipv4".into(),
                     "0.0.0.0".into(),
                 ),
-                (
-                    "com.docker.network.bridge.name".into(),
-                    self.cfg.default_bridge.clone(),
-                ),
+                ("com.docker.network.bridge.name".into(), bridge),
                 (
                     "com.docker.network.driver.mtu".into(),
                     self.cfg.mtu.to_string(),

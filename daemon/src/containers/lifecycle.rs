@@ -241,11 +241,13 @@ fn validate_host(h: &HostConfig) -> Result<()> {
             "can't create 'AutoRemove' container with restart policy".into(),
         ));
     }
-    match h.network_mode.as_str() {
-        "" | "default" | "none" | "host" | "bridge" => {}
-        other => {
-            return Err(ApiError::NotFound(format!("network {other} not found")));
-        }
+    // Named networks are looked up in netd by create.
+    if let Some(other) = h.network_mode.strip_prefix("container:")
+        && other.is_empty()
+    {
+        return Err(ApiError::InvalidParameter(
+            "invalid network mode container: (no container named)".into(),
+        ));
     }
     Ok(())
 }
@@ -256,8 +258,11 @@ pub fn create(d: &Daemon, name: Option<&str>, req: ContainerCreateRequest) -> Re
     let ContainerCreateRequest {
         mut config,
         host_config,
-        ..
+        networking_config,
     } = req;
+    let req_networks = networking_config
+        .and_then(|n| n.endpoints_config)
+        .unwrap_or_default();
     let mut host = host_config.unwrap_or_default();
     validate_host(&host)?;
     if host.log_config.kind.is_empty() {
@@ -266,9 +271,26 @@ pub fn create(d: &Daemon, name: Option<&str>, req: ContainerCreateRequest) -> Re
         host.log_config.kind = "json-file".into();
     }
     if host.network_mode.is_empty() || host.network_mode == "default" {
-        // Bridge networking is its own issue; until it lands a container
-        // gets a network namespace with only loopback.
-        host.network_mode = "none".into();
+        host.network_mode = crate::networks::default_mode(d).into();
+    }
+    let mut networks = std::collections::BTreeMap::new();
+    if crate::networks::is_netd_mode(&host.network_mode) {
+        // The networks must exist now, as with dockerd; the CLI names the
+        // default one "default".
+        for (k, v) in req_networks {
+            let k = if k == "default" {
+                host.network_mode.clone()
+            } else {
+                k
+            };
+            let (n, _) = d.net.network(&k).map_err(crate::networks::api_err)?;
+            networks.insert(n.name, v);
+        }
+        let (n, _) = d
+            .net
+            .network(&host.network_mode)
+            .map_err(crate::networks::api_err)?;
+        networks.entry(n.name).or_default();
     }
     if config.image.is_empty() {
         return Err(ApiError::InvalidParameter(
@@ -396,6 +418,7 @@ pub fn create(d: &Daemon, name: Option<&str>, req: ContainerCreateRequest) -> Re
         hostname_path: paths.hostname().display().to_string(),
         hosts_path: paths.hosts().display().to_string(),
         resolv_conf_path: paths.resolv_conf().display().to_string(),
+        networks,
         config,
         state: State::default(),
         ..Default::default()
@@ -592,7 +615,9 @@ pub fn start(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<()> {
     d.store
         .mount_container(&rec.id, &rootfs)
         .map_err(ApiError::Store)?;
+    let attached = crate::networks::attach(d, &rec, &paths.hosts(), &paths.resolv_conf());
     let launched = (|| {
+        let attached = attached?;
         let mounts = resolve_mounts(d, &rec, &rootfs)?;
         let init = match rec.host_config.init {
             Some(true) => Some(init_binary(d)?),
@@ -607,10 +632,10 @@ pub fn start(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<()> {
             hostname_path: &paths.hostname(),
             hosts_path: &paths.hosts(),
             resolv_conf_path: &paths.resolv_conf(),
-            netns: if rec.host_config.network_mode == "host" {
-                Netns::Host
-            } else {
-                Netns::New
+            netns: match &attached {
+                crate::networks::Attached::Host => Netns::Host,
+                crate::networks::Attached::New => Netns::New,
+                crate::networks::Attached::Path(p) => Netns::Path(p),
             },
             cgroups_path: cgroups_path(&rec.id),
             init_path: init.as_deref(),
@@ -716,6 +741,7 @@ pub fn start(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<()> {
         Ok(p) => p,
         Err(err) => {
             unmount(&rootfs);
+            crate::networks::release(d, &rec.id);
             let msg = err.to_string();
             d.containers.update(e, |r| {
                 r.state.error = msg.clone();
@@ -876,6 +902,7 @@ pub async fn remove_stopped(d: &Arc<Daemon>, e: &Arc<Entry>, volumes: bool) -> R
     crate::images::blocking(move || {
         let paths = Paths::new(&d2, &id);
         unmount(&paths.rootfs());
+        crate::networks::release(&d2, &id);
         let _ = runtime(&d2).delete(&id, true);
         d2.store.remove_container(&id).map_err(ApiError::Store)?;
         for dir in [&paths.run, &paths.data] {
@@ -912,6 +939,8 @@ pub async fn after_exit(d: Arc<Daemon>, e: Arc<Entry>) {
     let rec = e.record();
     let paths = Paths::new(&d, &rec.id);
     unmount(&paths.rootfs());
+    let (d2, id) = (d.clone(), rec.id.clone());
+    let _ = tokio::task::spawn_blocking(move || crate::networks::release(&d2, &id)).await;
     if rec.host_config.auto_remove {
         let _op = e.op.lock().await;
         if let Err(err) = remove_stopped(&d, &e, true).await {

@@ -97,8 +97,39 @@ impl Berthd {
         Berthd::start_with(seed_names, &[])
     }
 
-    /// [`Berthd::start`] with more berthd flags.
+    /// [`Berthd::start`] with more berthd flags. berthd runs in the host's
+    /// network namespace here, so it gets no default bridge (containers
+    /// default to `--network none`): see [`Berthd::start_in_netns`].
     pub fn start_with(seed_names: &[&str], extra: &[&str]) -> (Berthd, Option<String>) {
+        let mut args = extra.to_vec();
+        if !args.contains(&"--bridge") {
+            args.extend(["--bridge", "none"]);
+        }
+        Berthd::spawn(seed_names, &args, &[])
+    }
+
+    /// berthd (and so its containers, bridges and nftables rules) in a
+    /// network namespace and a private mount namespace of its own, made
+    /// with `unshare`: the network tests' stand-in for a host.
+    pub fn start_in_netns(seed_names: &[&str], extra: &[&str]) -> (Berthd, Option<String>) {
+        Berthd::spawn(
+            seed_names,
+            extra,
+            &["--net", "--mount", "--propagation", "private", "--"],
+        )
+    }
+
+    /// The pid of berthd (for `nsenter --net=/proc/<pid>/ns/net`).
+    pub fn pid(&self) -> u32 {
+        let pid: i32 = std::fs::read_to_string(&self.pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        pid as u32
+    }
+
+    fn spawn(seed_names: &[&str], extra: &[&str], unshare: &[&str]) -> (Berthd, Option<String>) {
         require_root();
         let shim = Path::new(env!("CARGO_BIN_EXE_berthd")).with_file_name("berth-shim");
         assert!(
@@ -116,7 +147,14 @@ impl Berthd {
         let socket = dir.path().join("berth.sock");
         let config_file = dir.path().join("daemon.json");
         std::fs::write(&config_file, "{}\n").unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_berthd"))
+        let mut cmd = if unshare.is_empty() {
+            Command::new(env!("CARGO_BIN_EXE_berthd"))
+        } else {
+            let mut c = Command::new("unshare");
+            c.args(unshare).arg(env!("CARGO_BIN_EXE_berthd"));
+            c
+        };
+        let child = cmd
             .arg("--data-root")
             .arg(&data_root)
             .arg("--exec-root")
@@ -289,7 +327,7 @@ impl Berthd {
             .arg(format!("unix://{}", self.socket.display()))
             .arg("--config-file")
             .arg(&config_file)
-            .args(["--log-level", "debug"])
+            .args(["--log-level", "debug", "--bridge", "none"])
             .stderr(
                 std::fs::OpenOptions::new()
                     .append(true)
