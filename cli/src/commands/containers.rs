@@ -136,6 +136,9 @@ fn run_error_code(text: &str) -> i32 {
 
 /// Keep the daemon's idea of the terminal's size in step with ours.
 fn forward_resizes(c: &Client, path: String) {
+    // Listen before the first resize: SIGWINCH is ignored by default, so
+    // one that came while the first request was in flight would be lost.
+    let sig = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change());
     let c = c.clone();
     tokio::spawn(async move {
         let resize = |c: Client, path: String| async move {
@@ -144,9 +147,7 @@ fn forward_resizes(c: &Client, path: String) {
             }
         };
         resize(c.clone(), path.clone()).await;
-        let Ok(mut sig) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
-        else {
+        let Ok(mut sig) = sig else {
             return;
         };
         while sig.recv().await.is_some() {
