@@ -63,9 +63,15 @@ impl Daemon {
         Daemon::start_with(&[])
     }
 
-    /// [`Daemon::start`] with more berthd flags.
+    /// [`Daemon::start`] with more berthd flags. berthd runs in the host's
+    /// network namespace here, so it is always given `--bridge none`: no
+    /// test of the CLI may make berth0 or nftables rules on the host.
     pub fn start_with(extra: &[&str]) -> Daemon {
         require_root();
+        let mut extra = extra.to_vec();
+        if !extra.contains(&"--bridge") {
+            extra.extend(["--bridge", "none"]);
+        }
         let berthd = berthd_path();
         let dir = tempfile::Builder::new().prefix("bt-cli").tempdir().unwrap();
         let socket = dir.path().join("berth.sock");
@@ -81,7 +87,7 @@ impl Daemon {
             .arg(format!("unix://{}", socket.display()))
             .arg("--config-file")
             .arg(&config)
-            .args(extra)
+            .args(&extra)
             .stderr(std::fs::File::create(dir.path().join("berthd.log")).unwrap())
             .spawn()
             .expect("spawn berthd");
