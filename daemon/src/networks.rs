@@ -12,7 +12,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use berth_api::containers::{EndpointSettings, NetworkSettings, PortBinding};
+use berth_api::containers::{
+    ContainerSummary, EndpointSettings, NetworkSettings, Port, PortBinding,
+};
 use berth_api::networks::{
     Ipam, IpamConfig, Network as ApiNetwork, NetworkConnectRequest, NetworkContainer,
     NetworkCreateRequest, NetworkCreateResponse, NetworkDisconnectRequest, NetworkPruneResponse,
@@ -112,11 +114,40 @@ fn to_api(d: &Daemon, n: &Network, eps: &[berth_netd::Endpoint]) -> ApiNetwork {
     }
 }
 
-pub async fn get_list(State(d): State<Arc<Daemon>>) -> Result<Json<Vec<ApiNetwork>>> {
+type Q = axum::extract::Query<std::collections::HashMap<String, String>>;
+
+/// dockerd's network filters: `name` (a substring), `id` (a prefix),
+/// `driver`, `scope`, `type` (`builtin`/`custom`), `label`.
+fn network_matches(f: &crate::filters::Filters, n: &Network) -> Result<bool> {
+    f.allow(&["name", "id", "driver", "scope", "type", "label", "dangling"])?;
+    for t in f.get("type") {
+        if t != "builtin" && t != "custom" {
+            return Err(ApiError::InvalidParameter(format!(
+                "invalid filter: 'type'='{t}'"
+            )));
+        }
+    }
+    let any = |key: &str, m: &dyn Fn(&str) -> bool| {
+        let want = f.get(key);
+        want.is_empty() || want.iter().any(|v| m(v))
+    };
+    Ok(any("name", &|v| n.name.contains(v))
+        && any("id", &|v| n.id.starts_with(v))
+        && any("driver", &|v| v == n.driver.as_str())
+        && any("scope", &|v| v == "local")
+        && any("type", &|v| (v == "builtin") == n.predefined())
+        && f.labels_match(&n.labels))
+}
+
+pub async fn get_list(State(d): State<Arc<Daemon>>, q: Q) -> Result<Json<Vec<ApiNetwork>>> {
+    let filters = crate::filters::Filters::parse(q.0.get("filters").map(String::as_str))?;
     let d2 = d.clone();
     let nets = blocking(move || {
         let mut out = Vec::new();
         for n in d2.net.networks() {
+            if !network_matches(&filters, &n)? {
+                continue;
+            }
             let (n, eps) = d2.net.network(&n.id).map_err(api_err)?;
             out.push(to_api(&d2, &n, &eps));
         }
@@ -197,12 +228,14 @@ pub async fn delete(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Res
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub async fn post_prune(State(d): State<Arc<Daemon>>) -> Result<Json<NetworkPruneResponse>> {
+pub async fn post_prune(State(d): State<Arc<Daemon>>, q: Q) -> Result<Json<NetworkPruneResponse>> {
+    let filters = crate::filters::Filters::parse(q.0.get("filters").map(String::as_str))?;
+    filters.allow(&["label"])?;
     let d2 = d.clone();
     let deleted = blocking(move || {
         let mut deleted = Vec::new();
         for n in d2.net.networks() {
-            if n.predefined() {
+            if n.predefined() || !filters.labels_match(&n.labels) {
                 continue;
             }
             let used_by_container = d2.containers.all().iter().any(|c| {
@@ -254,10 +287,13 @@ pub async fn post_connect(
             settings.clone(),
         );
         let name = rec.name.clone();
+        let rec2 = rec.clone();
         blocking(move || {
             d2.net
                 .connect(&id2, endpoint_request(&name2, &name, &s2, Vec::new())?)
-                .map_err(api_err)
+                .map_err(api_err)?;
+            refresh_etc(&d2, &rec2);
+            Ok(())
         })
         .await?;
     }
@@ -295,7 +331,13 @@ pub async fn post_disconnect(
     }
     if rec.state.status.is_live() {
         let (d2, id2, n2) = (d.clone(), rec.id.clone(), net.id.clone());
-        blocking(move || d2.net.disconnect(&id2, &n2).map_err(api_err)).await?;
+        let rec2 = rec.clone();
+        blocking(move || {
+            d2.net.disconnect(&id2, &n2).map_err(api_err)?;
+            refresh_etc(&d2, &rec2);
+            Ok(())
+        })
+        .await?;
     }
     d.containers.update(&e, |r| {
         r.networks.remove(&net.name);
@@ -414,6 +456,64 @@ pub enum Attached {
     Path(PathBuf),
 }
 
+/// Write a container's /etc/hosts and /etc/resolv.conf: its `addresses`
+/// under its hostname, `--add-host`s, and as nameserver the embedded DNS
+/// server (if it is on a network with one) or `--dns` / the host's.
+fn write_etc(
+    rec: &Record,
+    hosts: &std::path::Path,
+    resolv: &std::path::Path,
+    addresses: &[Ipv4Addr],
+    embedded: Option<Ipv4Addr>,
+    host_network: bool,
+) -> Result<()> {
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let h = &rec.host_config;
+    let extra: Vec<String> = h.extra_hosts.clone().unwrap_or_default();
+    let host_file = host_network.then(|| std::fs::read_to_string("/etc/hosts").unwrap_or_default());
+    let hosts_body = berth_netd::etc::hosts(&berth_netd::etc::HostsInput {
+        hostname: &rec.config.hostname,
+        domainname: &rec.config.domainname,
+        addresses,
+        extra_hosts: &extra,
+        host_file: host_file.as_deref(),
+    });
+    let resolv_body = berth_netd::etc::resolv_conf(&berth_netd::etc::ResolvInput {
+        host: &host_resolv,
+        dns: &h.dns.clone().unwrap_or_default(),
+        search: &h.dns_search.clone().unwrap_or_default(),
+        options: &h.dns_options.clone().unwrap_or_default(),
+        embedded,
+        host_network,
+    });
+    for (p, body) in [(hosts, hosts_body), (resolv, resolv_body)] {
+        std::fs::write(p, body)
+            .map_err(|e| ApiError::Internal(format!("writing {}: {e}", p.display())))?;
+    }
+    Ok(())
+}
+
+/// After connect or disconnect on a running container: its /etc files
+/// follow its endpoints, as dockerd rewrites them (so a container started
+/// on the default bridge resolves names once on a user-defined network).
+pub fn refresh_etc(d: &Daemon, rec: &Record) {
+    let addresses: Vec<Ipv4Addr> = d.net.endpoints(&rec.id).iter().map(|(_, e)| e.ip).collect();
+    let (hosts, resolv) = (
+        std::path::Path::new(&rec.hosts_path),
+        std::path::Path::new(&rec.resolv_conf_path),
+    );
+    if let Err(e) = write_etc(
+        rec,
+        hosts,
+        resolv,
+        &addresses,
+        d.net.dns_server(&rec.id),
+        false,
+    ) {
+        tracing::warn!(id = rec.id, "rewriting /etc files: {e}");
+    }
+}
+
 /// Set up the container's networking before its start: its sandbox, one
 /// endpoint per network (ports on the first), and its /etc/hosts and
 /// /etc/resolv.conf. On error nothing is left attached.
@@ -424,39 +524,9 @@ pub fn attach(
     resolv: &std::path::Path,
 ) -> Result<Attached> {
     let mode = rec.host_config.network_mode.as_str();
-    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let h = &rec.host_config;
-    let extra: Vec<String> = h.extra_hosts.clone().unwrap_or_default();
-    let (dns, search, options) = (
-        h.dns.clone().unwrap_or_default(),
-        h.dns_search.clone().unwrap_or_default(),
-        h.dns_options.clone().unwrap_or_default(),
-    );
-    let write =
-        |addresses: &[Ipv4Addr], embedded: Option<Ipv4Addr>, host_network: bool| -> Result<()> {
-            let host_file =
-                host_network.then(|| std::fs::read_to_string("/etc/hosts").unwrap_or_default());
-            let hosts_body = berth_netd::etc::hosts(&berth_netd::etc::HostsInput {
-                hostname: &rec.config.hostname,
-                domainname: &rec.config.domainname,
-                addresses,
-                extra_hosts: &extra,
-                host_file: host_file.as_deref(),
-            });
-            let resolv_body = berth_netd::etc::resolv_conf(&berth_netd::etc::ResolvInput {
-                host: &host_resolv,
-                dns: &dns,
-                search: &search,
-                options: &options,
-                embedded,
-                host_network,
-            });
-            for (p, body) in [(hosts, hosts_body), (resolv, resolv_body)] {
-                std::fs::write(p, body)
-                    .map_err(|e| ApiError::Internal(format!("writing {}: {e}", p.display())))?;
-            }
-            Ok(())
-        };
+    let write = |addresses: &[Ipv4Addr], embedded: Option<Ipv4Addr>, host_network: bool| {
+        write_etc(rec, hosts, resolv, addresses, embedded, host_network)
+    };
     if mode == "host" {
         write(&[], None, true)?;
         return Ok(Attached::Host);
@@ -517,6 +587,41 @@ pub fn release(d: &Daemon, id: &str) {
     if let Err(e) = d.net.release(id) {
         tracing::warn!(id, "releasing the network: {e}");
     }
+}
+
+/// The Ports and Networks of a `GET /containers/json` item: what inspect
+/// reports, flattened (an exposed port without a binding has no address).
+pub fn summarize(d: &Daemon, rec: &Record, out: &mut ContainerSummary) {
+    let mut ns = NetworkSettings::default();
+    settings(d, rec, &mut ns);
+    for (key, bindings) in &ns.ports {
+        let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+        let Ok(private_port) = port.parse::<u16>() else {
+            continue;
+        };
+        match bindings.as_deref() {
+            Some(list) if !list.is_empty() => {
+                for b in list {
+                    out.ports.push(Port {
+                        ip: if b.host_ip.is_empty() {
+                            "0.0.0.0".into()
+                        } else {
+                            b.host_ip.clone()
+                        },
+                        private_port,
+                        public_port: b.host_port.parse().ok(),
+                        kind: proto.into(),
+                    });
+                }
+            }
+            _ => out.ports.push(Port {
+                private_port,
+                kind: proto.into(),
+                ..Default::default()
+            }),
+        }
+    }
+    out.network_settings.networks = ns.networks;
 }
 
 /// NetworkSettings as Docker fills them.

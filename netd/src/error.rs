@@ -41,6 +41,8 @@ pub enum NetdError {
         range: Ipv4Net,
         network: String,
     },
+    #[error("user specified IP address is supported on user defined networks only (not {network})")]
+    StaticIpOnDefault { network: String },
     #[error("address {ip} is already in use on network {network}")]
     AddressInUse { ip: Ipv4Addr, network: String },
     #[error("no free address left on network {0}")]

@@ -71,6 +71,25 @@ impl Network {
     pub fn predefined(&self) -> bool {
         matches!(self.name.as_str(), "bridge" | "host" | "none")
     }
+
+    /// Whether `ip` may be asked for with `--ip`: checked at create, as
+    /// dockerd does, so a container that could never start is not made.
+    pub fn check_static_ip(&self, ip: std::net::Ipv4Addr) -> crate::Result<()> {
+        let Some(subnet) = self.subnet.filter(|_| !self.predefined()) else {
+            return Err(crate::NetdError::StaticIpOnDefault {
+                network: self.name.clone(),
+            });
+        };
+        let range = self.ip_range.unwrap_or(subnet);
+        if !range.contains(ip) || !subnet.is_host(ip) {
+            return Err(crate::NetdError::AddressOutside {
+                ip,
+                range,
+                network: self.name.clone(),
+            });
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -768,27 +768,76 @@ pub const PS_HEADER: &[(&str, &str)] = &[
     ("LocalVolumes", "LOCAL VOLUMES"),
 ];
 
-/// docker's `DisplayablePorts`, without its range grouping.
+/// docker's `DisplayablePorts`: ports sorted (private port, address,
+/// public port, protocol); runs of consecutive ports published on the
+/// same number fold into one range (`0.0.0.0:80-81->80-81/tcp`), as do
+/// runs of unpublished ones (`80-81/tcp`); a port published on another
+/// number stands alone, after the runs.
 pub fn display_ports(c: &ContainerSummary) -> String {
-    let mut ps: Vec<String> = c
-        .ports
-        .iter()
-        .map(|p| match p.public_port {
-            Some(pp) => {
+    let mut ports: Vec<&berth_api::containers::Port> = c.ports.iter().collect();
+    ports.sort_by(|a, b| {
+        (a.private_port, &a.ip, a.public_port, &a.kind).cmp(&(
+            b.private_port,
+            &b.ip,
+            b.public_port,
+            &b.kind,
+        ))
+    });
+    let join = |ip: &str, port: &str| {
+        if ip.contains(':') {
+            format!("[{ip}]:{port}")
+        } else {
+            format!("{ip}:{port}")
+        }
+    };
+    let render = |(ip, kind): &(String, String), first: u16, last: u16| {
+        let span = if first == last {
+            first.to_string()
+        } else {
+            format!("{first}-{last}")
+        };
+        if ip.is_empty() {
+            format!("{span}/{kind}")
+        } else {
+            format!("{}->{span}/{kind}", join(ip, &span))
+        }
+    };
+    // Runs by (address, protocol), in the order each key first appears.
+    let mut runs: Vec<((String, String), u16, u16)> = Vec::new();
+    let mut out = Vec::new();
+    let mut remapped = Vec::new();
+    for p in ports {
+        let ip = match p.public_port {
+            Some(pp) if pp != p.private_port => {
                 let ip = if p.ip.is_empty() { "0.0.0.0" } else { &p.ip };
-                let ip = if ip.contains(':') {
-                    format!("[{ip}]")
-                } else {
-                    ip.to_string()
-                };
-                format!("{ip}:{pp}->{}/{}", p.private_port, p.kind)
+                remapped.push(format!(
+                    "{}->{}/{}",
+                    join(ip, &pp.to_string()),
+                    p.private_port,
+                    p.kind
+                ));
+                continue;
             }
-            None => format!("{}/{}", p.private_port, p.kind),
-        })
-        .collect();
-    ps.sort();
-    ps.dedup();
-    ps.join(", ")
+            Some(_) if p.ip.is_empty() => "0.0.0.0".to_string(),
+            Some(_) => p.ip.clone(),
+            None => String::new(),
+        };
+        let key = (ip, p.kind.clone());
+        match runs.iter_mut().find(|(k, _, _)| *k == key) {
+            Some((_, _, last)) if p.private_port == last.wrapping_add(1) => {
+                *last = p.private_port;
+            }
+            Some(run) => {
+                out.push(render(&run.0, run.1, run.2));
+                run.1 = p.private_port;
+                run.2 = p.private_port;
+            }
+            None => runs.push((key, p.private_port, p.private_port)),
+        }
+    }
+    out.extend(runs.iter().map(|(k, f, l)| render(k, *f, *l)));
+    out.extend(remapped);
+    out.join(", ")
 }
 
 pub fn ps_rows(list: &[ContainerSummary], trunc: bool, now: i64) -> Vec<Value> {
@@ -946,5 +995,33 @@ mod tests {
         );
         let f = Format::resolve(Some("{{.Names}} {{.State}}"), false, "", "");
         assert_eq!(f.render(PS_HEADER, &rows).unwrap(), "web running\n");
+    }
+
+    #[test]
+    fn ports_fold_into_ranges_as_docker_prints_them() {
+        let port = |ip: &str, private: u16, public: Option<u16>, kind: &str| Port {
+            ip: ip.into(),
+            private_port: private,
+            public_port: public,
+            kind: kind.into(),
+        };
+        let c = ContainerSummary {
+            ports: vec![
+                port("0.0.0.0", 81, Some(81), "tcp"),
+                port("0.0.0.0", 80, Some(80), "tcp"),
+                port("", 9000, None, "udp"),
+                port("", 9001, None, "udp"),
+                port("0.0.0.0", 53, Some(5353), "udp"),
+                port("", 7000, None, "tcp"),
+                port("", 7002, None, "tcp"),
+                port("127.0.0.1", 443, Some(8443), "tcp"),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(
+            display_ports(&c),
+            "7000/tcp, 0.0.0.0:80-81->80-81/tcp, 7002/tcp, 9000-9001/udp, \
+             0.0.0.0:5353->53/udp, 127.0.0.1:8443->443/tcp"
+        );
     }
 }

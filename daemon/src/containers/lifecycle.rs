@@ -284,6 +284,17 @@ pub fn create(d: &Daemon, name: Option<&str>, req: ContainerCreateRequest) -> Re
                 k
             };
             let (n, _) = d.net.network(&k).map_err(crate::networks::api_err)?;
+            if let Some(ip) = v
+                .ipam_config
+                .as_ref()
+                .map(|c| c.ipv4_address.as_str())
+                .filter(|ip| !ip.is_empty())
+            {
+                let ip = ip.parse().map_err(|_| {
+                    ApiError::InvalidParameter(format!("invalid IPv4 address: {ip}"))
+                })?;
+                n.check_static_ip(ip).map_err(crate::networks::api_err)?;
+            }
             networks.insert(n.name, v);
         }
         let (n, _) = d

@@ -136,6 +136,7 @@ pub async fn get_list(State(d): State<Arc<Daemon>>, q: Q) -> Result<Json<Vec<Con
             && filters.labels_match(&r.config.labels.clone().unwrap_or_default());
         if ok {
             let mut sum = r.summary();
+            crate::networks::summarize(&d, &r, &mut sum);
             if flag(&q, "size") {
                 let (d2, id) = (d.clone(), r.id.clone());
                 let (rw, rootfs) = blocking(move || Ok(sizes(&d2, &id))).await?;
