@@ -20,10 +20,28 @@ use crate::error::{NetdError, Result};
 /// Name (lower case, no trailing dot) → addresses.
 pub type Records = HashMap<String, Vec<Ipv4Addr>>;
 
+/// What the server answers: the network's names, and for a client also
+/// on other networks, a view with those networks' names too (as Docker's
+/// resolver answers for every network its container is on).
+#[derive(Debug, Default)]
+struct Views {
+    common: Records,
+    per_client: HashMap<Ipv4Addr, Records>,
+}
+
+impl Views {
+    fn for_peer(&self, peer: SocketAddr) -> &Records {
+        match peer {
+            SocketAddr::V4(a) => self.per_client.get(a.ip()).unwrap_or(&self.common),
+            SocketAddr::V6(_) => &self.common,
+        }
+    }
+}
+
 /// A running server; dropping it stops it.
 pub struct DnsServer {
     addr: SocketAddr,
-    records: Arc<RwLock<Records>>,
+    records: Arc<RwLock<Views>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -45,7 +63,7 @@ impl DnsServer {
         // Short read timeouts let the thread notice it should stop.
         sock.set_read_timeout(Some(Duration::from_millis(200)))
             .map_err(NetdError::io("configuring", "dns socket"))?;
-        let records = Arc::new(RwLock::new(Records::new()));
+        let records = Arc::new(RwLock::new(Views::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let (records, stop) = (records.clone(), stop.clone());
@@ -68,7 +86,13 @@ impl DnsServer {
     }
 
     pub fn set_records(&self, r: Records) {
-        *self.records.write().expect("dns records lock") = r;
+        self.set_views(r, HashMap::new());
+    }
+
+    /// The network's names, and for some clients (by address) the names
+    /// they see instead.
+    pub fn set_views(&self, common: Records, per_client: HashMap<Ipv4Addr, Records>) {
+        *self.records.write().expect("dns records lock") = Views { common, per_client };
     }
 }
 
@@ -83,7 +107,7 @@ impl Drop for DnsServer {
 
 fn serve(
     sock: UdpSocket,
-    records: Arc<RwLock<Records>>,
+    records: Arc<RwLock<Views>>,
     stop: Arc<AtomicBool>,
     upstreams: Arc<Vec<SocketAddr>>,
 ) {
@@ -108,7 +132,11 @@ fn serve(
         let Ok(msg) = Message::from_vec(query) else {
             continue;
         };
-        match answer(&msg, &records.read().expect("dns records lock")) {
+        let reply = answer(
+            &msg,
+            records.read().expect("dns records lock").for_peer(peer),
+        );
+        match reply {
             Some(reply) => {
                 if let Ok(b) = reply.to_vec() {
                     let _ = sock.send_to(&b, peer);

@@ -337,9 +337,37 @@ impl Inner {
         r
     }
 
-    fn refresh_dns(&self, net: &str) {
-        if let Some(s) = self.dns.get(net) {
-            s.set_records(self.records(net));
+    /// Every DNS server's names: a container's endpoint on one network
+    /// resolves the names of all its networks, so one container joining
+    /// or leaving changes what the servers of its other networks answer.
+    fn refresh_dns(&self, _changed: &str) {
+        let all: HashMap<&str, dns::Records> = self
+            .dns
+            .keys()
+            .map(|n| (n.as_str(), self.records(n)))
+            .collect();
+        for (net, server) in &self.dns {
+            let mut per_client = HashMap::new();
+            for e in self.state.endpoints_of(net) {
+                let others: Vec<&dns::Records> = self
+                    .state
+                    .endpoints
+                    .iter()
+                    .filter(|o| o.container == e.container && o.network != *net)
+                    .filter_map(|o| all.get(o.network.as_str()))
+                    .collect();
+                if others.is_empty() {
+                    continue;
+                }
+                let mut view = all[net.as_str()].clone();
+                for r in others {
+                    for (name, ips) in r {
+                        view.entry(name.clone()).or_default().extend(ips);
+                    }
+                }
+                per_client.insert(e.ip, view);
+            }
+            server.set_views(all[net.as_str()].clone(), per_client);
         }
     }
 

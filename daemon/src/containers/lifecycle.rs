@@ -242,14 +242,40 @@ fn validate_host(h: &HostConfig) -> Result<()> {
         ));
     }
     // Named networks are looked up in netd by create.
-    if let Some(other) = h.network_mode.strip_prefix("container:")
-        && other.is_empty()
-    {
-        return Err(ApiError::InvalidParameter(
-            "invalid network mode container: (no container named)".into(),
-        ));
+    if let Some(other) = h.network_mode.strip_prefix("container:") {
+        if other.is_empty() {
+            return Err(ApiError::InvalidParameter(
+                "invalid network mode container: (no container named)".into(),
+            ));
+        }
+        // The other container's namespace is its own: nothing of it can be
+        // set from here, as dockerd refuses.
+        let conflict = |what: &str| {
+            Err(ApiError::InvalidParameter(format!(
+                "conflicting options: {what} and the container type network mode"
+            )))
+        };
+        if h.publish_all_ports || h.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) {
+            return conflict("port publishing");
+        }
+        if h.dns.as_ref().is_some_and(|d| !d.is_empty()) {
+            return conflict("dns");
+        }
+        if h.extra_hosts.as_ref().is_some_and(|e| !e.is_empty()) {
+            return conflict("custom host-to-IP mapping");
+        }
     }
     Ok(())
+}
+
+/// A network named at create that does not exist: a bad request, not a
+/// 404, which the docker CLI would take for a missing image and pull.
+fn missing_network(e: berth_netd::NetdError) -> ApiError {
+    if e.is_not_found() {
+        ApiError::InvalidParameter(e.to_string())
+    } else {
+        crate::networks::api_err(e)
+    }
 }
 
 /// `POST /containers/create`: the record, the writable snapshot and the
@@ -283,7 +309,7 @@ pub fn create(d: &Daemon, name: Option<&str>, req: ContainerCreateRequest) -> Re
             } else {
                 k
             };
-            let (n, _) = d.net.network(&k).map_err(crate::networks::api_err)?;
+            let (n, _) = d.net.network(&k).map_err(missing_network)?;
             if let Some(ip) = v
                 .ipam_config
                 .as_ref()
@@ -297,10 +323,7 @@ pub fn create(d: &Daemon, name: Option<&str>, req: ContainerCreateRequest) -> Re
             }
             networks.insert(n.name, v);
         }
-        let (n, _) = d
-            .net
-            .network(&host.network_mode)
-            .map_err(crate::networks::api_err)?;
+        let (n, _) = d.net.network(&host.network_mode).map_err(missing_network)?;
         networks.entry(n.name).or_default();
     }
     if config.image.is_empty() {
