@@ -478,7 +478,7 @@ pub async fn top(c: &Client, a: &TopArgs) -> Result<()> {
 pub async fn port(c: &Client, a: &PortArgs) -> Result<()> {
     let info: berth_api::containers::ContainerInspect =
         c.get(&cpath(&a.container, "/json")).await?;
-    let mut out = String::new();
+    let mut lines: Vec<String> = Vec::new();
     let want = a.port.as_ref().map(|p| {
         if p.contains('/') {
             p.clone()
@@ -497,12 +497,15 @@ pub async fn port(c: &Client, a: &PortArgs) -> Result<()> {
                 &b.host_ip
             };
             if want.is_some() {
-                out.push_str(&format!("{ip}:{}\n", b.host_port));
+                lines.push(format!("{ip}:{}", b.host_port));
             } else {
-                out.push_str(&format!("{port} -> {ip}:{}\n", b.host_port));
+                lines.push(format!("{port} -> {ip}:{}", b.host_port));
             }
         }
     }
+    // docker sorts the lines naturally: 80/tcp before 7000/udp.
+    lines.sort_by(|x, y| natural_cmp(x, y));
+    let out: String = lines.iter().map(|l| format!("{l}\n")).collect();
     if out.is_empty()
         && let Some(w) = want
     {
@@ -512,6 +515,35 @@ pub async fn port(c: &Client, a: &PortArgs) -> Result<()> {
         )));
     }
     print(&out)
+}
+
+/// Order strings with their runs of digits compared as numbers.
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    fn chunks(s: &str) -> Vec<(bool, &str)> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let bytes = s.as_bytes();
+        for i in 1..=bytes.len() {
+            if i == bytes.len() || bytes[i].is_ascii_digit() != bytes[start].is_ascii_digit() {
+                out.push((bytes[start].is_ascii_digit(), &s[start..i]));
+                start = i;
+            }
+        }
+        out
+    }
+    let (x, y) = (chunks(a), chunks(b));
+    for ((dx, cx), (dy, cy)) in x.iter().zip(y.iter()) {
+        let o = if *dx && *dy {
+            let (tx, ty) = (cx.trim_start_matches('0'), cy.trim_start_matches('0'));
+            tx.len().cmp(&ty.len()).then(tx.cmp(ty))
+        } else {
+            cx.cmp(cy)
+        };
+        if o.is_ne() {
+            return o;
+        }
+    }
+    x.len().cmp(&y.len())
 }
 
 pub async fn diff(c: &Client, a: &OneName) -> Result<()> {
@@ -995,6 +1027,16 @@ mod tests {
         );
         let f = Format::resolve(Some("{{.Names}} {{.State}}"), false, "", "");
         assert_eq!(f.render(PS_HEADER, &rows).unwrap(), "web running\n");
+    }
+
+    #[test]
+    fn port_lines_sort_naturally() {
+        let mut l = vec!["7000/udp -> 0.0.0.0:7000", "80/tcp -> 0.0.0.0:8080", ""];
+        l.sort_by(|x, y| natural_cmp(x, y));
+        assert_eq!(
+            l,
+            ["", "80/tcp -> 0.0.0.0:8080", "7000/udp -> 0.0.0.0:7000"]
+        );
     }
 
     #[test]

@@ -184,7 +184,9 @@ pub async fn rm(c: &Client, a: &NetworkRmArgs) -> Result<()> {
         }
     }
     if failed {
-        Err(CliError::Status(1))
+        // docker 28's `network rm` ends with a bare status error, which
+        // its main prints as such.
+        Err(CliError::Message("exit status 1".into()))
     } else {
         Ok(())
     }

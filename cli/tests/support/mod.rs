@@ -56,6 +56,8 @@ pub struct Daemon {
     child: Option<Child>,
     pub socket: PathBuf,
     pub data_root: PathBuf,
+    /// The network namespace berthd runs in, for [`Daemon::start_in_netns`].
+    pub netns: Option<PathBuf>,
 }
 
 impl Daemon {
@@ -67,18 +69,62 @@ impl Daemon {
     /// network namespace here, so it is always given `--bridge none`: no
     /// test of the CLI may make berth0 or nftables rules on the host.
     pub fn start_with(extra: &[&str]) -> Daemon {
-        require_root();
         let mut extra = extra.to_vec();
         if !extra.contains(&"--bridge") {
             extra.extend(["--bridge", "none"]);
         }
+        Daemon::spawn(&extra, false)
+    }
+
+    /// berthd with its default bridge, in a network namespace the test
+    /// makes (bound to `<dir>/netns`, loopback up), for the commands that
+    /// touch the network. Run under `unshare -m --propagation private`.
+    pub fn start_in_netns() -> Daemon {
+        Daemon::spawn(&[], true)
+    }
+
+    fn spawn(extra: &[&str], in_netns: bool) -> Daemon {
+        require_root();
         let berthd = berthd_path();
         let dir = tempfile::Builder::new().prefix("bt-cli").tempdir().unwrap();
+        let netns = in_netns.then(|| {
+            let ns = dir.path().join("netns");
+            // unshare binds the namespace onto a file that must exist.
+            std::fs::write(&ns, "").unwrap();
+            for cmd in [
+                vec![
+                    "unshare".to_string(),
+                    format!("--net={}", ns.display()),
+                    "true".into(),
+                ],
+                vec![
+                    "nsenter".to_string(),
+                    format!("--net={}", ns.display()),
+                    "ip".into(),
+                    "link".into(),
+                    "set".into(),
+                    "lo".into(),
+                    "up".into(),
+                ],
+            ] {
+                let st = Command::new(&cmd[0]).args(&cmd[1..]).status().unwrap();
+                assert!(st.success(), "{cmd:?}: {st}");
+            }
+            ns
+        });
         let socket = dir.path().join("berth.sock");
         let data_root = dir.path().join("data");
         let config = dir.path().join("daemon.json");
         std::fs::write(&config, "{}\n").unwrap();
-        let child = Command::new(berthd)
+        let mut cmd = match &netns {
+            None => Command::new(berthd),
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", ns.display())).arg(berthd);
+                c
+            }
+        };
+        let child = cmd
             .arg("--data-root")
             .arg(&data_root)
             .arg("--exec-root")
@@ -87,7 +133,7 @@ impl Daemon {
             .arg(format!("unix://{}", socket.display()))
             .arg("--config-file")
             .arg(&config)
-            .args(&extra)
+            .args(extra)
             .stderr(std::fs::File::create(dir.path().join("berthd.log")).unwrap())
             .spawn()
             .expect("spawn berthd");
@@ -96,6 +142,7 @@ impl Daemon {
             child: Some(child),
             socket,
             data_root,
+            netns,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -231,6 +278,37 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        self.stop();
+        if self.netns.is_some() {
+            // The namespace's file and the sandboxes berthd left bound.
+            let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            let mut points: Vec<&str> = info
+                .lines()
+                .filter_map(|l| l.split(' ').nth(4))
+                .filter(|p| Path::new(p).starts_with(self.dir.path()))
+                .collect();
+            points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+            for p in points {
+                let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
+    }
+}
+
+impl Daemon {
+    /// Run `cmd` in berthd's network namespace; its stdout.
+    pub fn host_side(&self, cmd: &[&str]) -> String {
+        let ns = self.netns.as_ref().expect("berthd was started in a netns");
+        let out = Command::new("nsenter")
+            .arg(format!("--net={}", ns.display()))
+            .args(cmd)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// SIGTERM berthd (by pid), SIGKILL after 10 s.
+    fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };
