@@ -151,6 +151,18 @@ fn network_commands_print_what_docker_prints() {
         ps,
         "web|0.0.0.0:7000-7001->7000-7001/udp, 9000/tcp, 0.0.0.0:8080->80/tcp|appnet\n"
     );
+    let dangling = same(
+        &d,
+        &[
+            "network",
+            "ls",
+            "-f",
+            "dangling=true",
+            "--format",
+            "{{.Name}}",
+        ],
+    );
+    assert_eq!(dangling, "spare\n");
     let ip = d.ok(&[
         "inspect",
         "-f",

@@ -117,8 +117,9 @@ fn to_api(d: &Daemon, n: &Network, eps: &[berth_netd::Endpoint]) -> ApiNetwork {
 type Q = axum::extract::Query<std::collections::HashMap<String, String>>;
 
 /// dockerd's network filters: `name` (a substring), `id` (a prefix),
-/// `driver`, `scope`, `type` (`builtin`/`custom`), `label`.
-fn network_matches(f: &crate::filters::Filters, n: &Network) -> Result<bool> {
+/// `driver`, `scope`, `type` (`builtin`/`custom`), `label`, `dangling`
+/// (custom networks without containers).
+fn check_network_filters(f: &crate::filters::Filters) -> Result<()> {
     f.allow(&["name", "id", "driver", "scope", "type", "label", "dangling"])?;
     for t in f.get("type") {
         if t != "builtin" && t != "custom" {
@@ -127,29 +128,36 @@ fn network_matches(f: &crate::filters::Filters, n: &Network) -> Result<bool> {
             )));
         }
     }
+    f.bool("dangling")?;
+    Ok(())
+}
+
+fn network_matches(f: &crate::filters::Filters, n: &Network, in_use: bool) -> bool {
     let any = |key: &str, m: &dyn Fn(&str) -> bool| {
         let want = f.get(key);
         want.is_empty() || want.iter().any(|v| m(v))
     };
-    Ok(any("name", &|v| n.name.contains(v))
+    let dangling = f.bool("dangling").ok().flatten();
+    any("name", &|v| n.name.contains(v))
         && any("id", &|v| n.id.starts_with(v))
         && any("driver", &|v| v == n.driver.as_str())
         && any("scope", &|v| v == "local")
         && any("type", &|v| (v == "builtin") == n.predefined())
-        && f.labels_match(&n.labels))
+        && f.labels_match(&n.labels)
+        && dangling.is_none_or(|want| want == (!n.predefined() && !in_use))
 }
 
 pub async fn get_list(State(d): State<Arc<Daemon>>, q: Q) -> Result<Json<Vec<ApiNetwork>>> {
     let filters = crate::filters::Filters::parse(q.0.get("filters").map(String::as_str))?;
+    check_network_filters(&filters)?;
     let d2 = d.clone();
     let nets = blocking(move || {
         let mut out = Vec::new();
         for n in d2.net.networks() {
-            if !network_matches(&filters, &n)? {
-                continue;
-            }
             let (n, eps) = d2.net.network(&n.id).map_err(api_err)?;
-            out.push(to_api(&d2, &n, &eps));
+            if network_matches(&filters, &n, !eps.is_empty()) {
+                out.push(to_api(&d2, &n, &eps));
+            }
         }
         Ok(out)
     })

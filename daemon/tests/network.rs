@@ -22,6 +22,34 @@ fn links(d: &Berthd) -> Vec<String> {
     l
 }
 
+/// The links once no veth teardown is pending: berthd deletes a released
+/// container's veths on a thread of its own, after its API call returns.
+fn settled_links(d: &Berthd, want: &[String]) -> Vec<String> {
+    for _ in 0..100 {
+        let l = links(d);
+        if l == want {
+            return l;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    links(d)
+}
+
+/// The links once they stop changing (veths of `run --rm` containers that
+/// just ended may still be going).
+fn stable_links(d: &Berthd) -> Vec<String> {
+    let mut last = links(d);
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let now = links(d);
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
 /// berth's nftables table in berthd's namespace.
 fn nft_table(d: &Berthd) -> String {
     host_side(d, &["nft", "list", "table", "ip", "berth"])
@@ -181,7 +209,7 @@ fn default_bridge_containers_talk_and_publish_ports() {
     // A port already published: a clear error; the container is made but
     // does not run, and nothing of its network is left.
     let (links_before, rules_before, members_before) =
-        (links(&d), nft_table(&d), members(&d, "bridge"));
+        (stable_links(&d), nft_table(&d), members(&d, "bridge"));
     let err = docker_err(
         &d,
         &[
@@ -198,7 +226,7 @@ fn default_bridge_containers_talk_and_publish_ports() {
     );
     let state = d.docker_ok(&["inspect", "-f", "{{.State.Status}}", "dup"]);
     assert_ne!(state.trim(), "running");
-    assert_eq!(links(&d), links_before);
+    assert_eq!(settled_links(&d, &links_before), links_before);
     assert_eq!(nft_table(&d), rules_before);
     assert_eq!(members(&d, "bridge"), members_before);
     // ps shows the ports as docker does.
@@ -636,7 +664,7 @@ fn bad_input_gives_clear_errors_and_leaves_nothing_half_made() {
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
     }
     let after = (
-        links(&d),
+        settled_links(&d, &before.0),
         nft_table(&d),
         d.docker_ok(&["network", "ls", "-q"]),
         d.docker_ok(&["ps", "-aq"]),
@@ -746,7 +774,7 @@ fn a_berthd_crash_leaves_nothing_dangling_and_networks_survive() {
     ]);
     assert_eq!(ip_of(&d, "next"), "10.66.0.3");
     d.docker_ok(&["rm", "-f", "stays", "dies", "next"]);
-    assert_eq!(links(&d), base_links);
+    assert_eq!(settled_links(&d, &base_links), base_links);
     assert!(sandboxes(&d).is_empty(), "{:?}", sandboxes(&d));
     assert!(!nft_table(&d).contains("dnat to"));
     // A plain restart: the network is still there, and usable.
@@ -770,5 +798,5 @@ fn a_berthd_crash_leaves_nothing_dangling_and_networks_survive() {
         "eth0",
     ]);
     assert!(out.contains("inet 10.66.0.2/24"), "{out}");
-    assert_eq!(links(&d), base_links);
+    assert_eq!(settled_links(&d, &base_links), base_links);
 }

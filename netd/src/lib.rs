@@ -481,7 +481,7 @@ impl Inner {
             .collect();
         for c in dead {
             tracing::info!("releasing the network of gone container {c}");
-            self.release_quiet(&c);
+            self.release_quiet(&c, true);
         }
         // Sandbox files nobody knows of (a crash between making and
         // recording one).
@@ -897,7 +897,7 @@ impl Inner {
 
     /// Tear down a container's endpoints and sandbox, logging what fails:
     /// whatever is left is retried by the next restore.
-    fn release_quiet(&mut self, container: &str) -> bool {
+    fn release_quiet(&mut self, container: &str, wait: bool) -> bool {
         let sandbox = self.state.sandboxes.get(container).cloned();
         let eps: Vec<Endpoint> = self
             .state
@@ -907,13 +907,37 @@ impl Inner {
             .cloned()
             .collect();
         let mut ports = false;
+        let mut veths = Vec::new();
         for ep in &eps {
-            if let Ok(net) = self.state.network(&ep.network).cloned()
-                && let Err(e) = driver(net.driver).teardown(&self.nl, &net, ep, sandbox.as_deref())
+            ports |= !ep.ports.is_empty();
+            let Ok(net) = self.state.network(&ep.network).cloned() else {
+                continue;
+            };
+            if net.driver == DriverKind::Bridge
+                && let Some(host) = &ep.host_ifname
             {
+                veths.push(host.clone());
+                continue;
+            }
+            if let Err(e) = driver(net.driver).teardown(&self.nl, &net, ep, sandbox.as_deref()) {
                 tracing::warn!("tearing down endpoint {} of {container}: {e}", ep.ifname);
             }
-            ports |= !ep.ports.is_empty();
+        }
+        // Deleting a veth waits out the kernel's RCU grace periods (tens of
+        // ms), and `run --rm` waits for a container's release: unless the
+        // caller waits (restore, cleanup), the veths go on a thread of their
+        // own. It starts in this thread's namespace (a new
+        // thread inherits it); the endpoints are gone from the state now,
+        // so a veth this misses is a stray the next restore deletes.
+        if wait {
+            delete_links(&veths);
+        } else if !veths.is_empty() {
+            let spawned = std::thread::Builder::new()
+                .name("veth-teardown".into())
+                .spawn(move || delete_links(&veths));
+            if let Err(e) = spawned {
+                tracing::warn!("tearing down the veths of {container}: {e}");
+            }
         }
         self.state.endpoints.retain(|e| e.container != container);
         for ep in &eps {
@@ -929,7 +953,7 @@ impl Inner {
     }
 
     fn release(&mut self, container: &str) -> Result<()> {
-        if self.release_quiet(container) {
+        if self.release_quiet(container, false) {
             self.apply_firewall()?;
         }
         self.save()
@@ -944,7 +968,7 @@ impl Inner {
             .chain(self.state.sandboxes.keys().cloned())
             .collect();
         for c in containers {
-            self.release_quiet(&c);
+            self.release_quiet(&c, true);
         }
         self.dns.clear();
         for n in std::mem::take(&mut self.state.networks) {
@@ -956,6 +980,30 @@ impl Inner {
 }
 
 /// The path of a sandbox file for `container` under `dir`.
+/// Delete host-side links by name (each takes its veth peer with it);
+/// one already gone is no error.
+fn delete_links(names: &[String]) {
+    let nl = match Nl::open() {
+        Ok(nl) => nl,
+        Err(e) => {
+            tracing::warn!("deleting {names:?}: {e}");
+            return;
+        }
+    };
+    for name in names {
+        let deleted = nl.link(name).and_then(|l| match l {
+            Some(l) => match nl.del_link(l.index) {
+                Err(e) if netlink::errno(&e) == Some(libc::ENODEV) => Ok(()),
+                r => r,
+            },
+            None => Ok(()),
+        });
+        if let Err(e) = deleted {
+            tracing::warn!("deleting {name}: {e}");
+        }
+    }
+}
+
 pub fn sandbox_path(dir: &Path, container: &str) -> PathBuf {
     dir.join(container)
 }

@@ -69,11 +69,20 @@ fn bridge_sandboxes_exchange_tcp_and_udp() {
     env.netd.release("aaaa").unwrap();
     env.netd.release("bbbb").unwrap();
     assert!(!a.exists() && !b.exists());
-    let left: Vec<String> = links(None)
-        .into_iter()
-        .filter(|l| l.starts_with("veth"))
-        .collect();
-    assert!(left.is_empty(), "{left:?}");
+    // The veths go on a thread of their own, off release's path.
+    let veths = || -> Vec<String> {
+        links(None)
+            .into_iter()
+            .filter(|l| l.starts_with("veth"))
+            .collect()
+    };
+    for _ in 0..100 {
+        if veths().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(veths().is_empty(), "{:?}", veths());
     env.netd.cleanup().unwrap();
     assert!(!links(None).contains(&"berth0".to_string()));
     assert!(!ruleset().contains("table ip berth"));
