@@ -184,6 +184,12 @@ pub async fn post_create(
     if req.name.is_empty() {
         return Err(ApiError::InvalidParameter("network name is empty".into()));
     }
+    if req.enable_ipv6 == Some(true) {
+        return Err(ApiError::InvalidParameter(format!(
+            "network {}: IPv6 networks are not supported by berthd",
+            req.name
+        )));
+    }
     let ipam = req.ipam.unwrap_or_default();
     let configs = ipam.config.unwrap_or_default();
     if configs.len() > 1 {

@@ -646,6 +646,24 @@ fn bad_input_gives_clear_errors_and_leaves_nothing_half_made() {
             "user specified IP address is supported on user defined networks only",
         ),
         (
+            &["network", "create", "--ipv6", "v6"],
+            "IPv6 networks are not supported by berthd",
+        ),
+        (
+            &[
+                "create",
+                "--name",
+                "six",
+                "--network",
+                "good",
+                "--ip6",
+                "fd00::5",
+                "busybox",
+                "true",
+            ],
+            "network good: IPv6 addresses are not supported by berthd",
+        ),
+        (
             &[
                 "create",
                 "--name",

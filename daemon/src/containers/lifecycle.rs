@@ -310,6 +310,15 @@ pub fn create(d: &Daemon, name: Option<&str>, req: ContainerCreateRequest) -> Re
                 k
             };
             let (n, _) = d.net.network(&k).map_err(missing_network)?;
+            if v.ipam_config
+                .as_ref()
+                .is_some_and(|c| !c.ipv6_address.is_empty())
+            {
+                return Err(ApiError::InvalidParameter(format!(
+                    "network {}: IPv6 addresses are not supported by berthd",
+                    n.name
+                )));
+            }
             if let Some(ip) = v
                 .ipam_config
                 .as_ref()
