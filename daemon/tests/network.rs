@@ -186,6 +186,19 @@ fn default_bridge_containers_talk_and_publish_ports() {
     // The published port from berthd's host side: loopback and the gateway.
     assert_eq!(fetch(&d, "127.0.0.1", "8080").trim(), "hello from srv");
     assert_eq!(fetch(&d, "172.17.0.1", "8080").trim(), "hello from srv");
+    // And from another container, through the host's address.
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "busybox",
+        "nc",
+        "-w",
+        "5",
+        "172.17.0.1",
+        "8080",
+    ]);
+    assert_eq!(out.trim(), "hello from srv");
     let port = d.docker_ok(&["port", "srv"]);
     assert!(port.contains("80/tcp -> 0.0.0.0:8080"), "{port}");
     // -P: a random free port, reported by inspect and docker port.
