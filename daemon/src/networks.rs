@@ -191,6 +191,12 @@ pub async fn post_create(
         )));
     }
     let ipam = req.ipam.unwrap_or_default();
+    if !matches!(ipam.driver.as_str(), "" | "default") {
+        return Err(ApiError::InvalidParameter(format!(
+            "network {}: IPAM driver {:?} is not supported by berthd (only \"default\")",
+            req.name, ipam.driver
+        )));
+    }
     let configs = ipam.config.unwrap_or_default();
     if configs.len() > 1 {
         return Err(ApiError::InvalidParameter(

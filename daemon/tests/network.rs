@@ -659,6 +659,10 @@ fn bad_input_gives_clear_errors_and_leaves_nothing_half_made() {
             "user specified IP address is supported on user defined networks only",
         ),
         (
+            &["network", "create", "--ipam-driver", "nosuch", "ip"],
+            "IPAM driver \"nosuch\" is not supported by berthd",
+        ),
+        (
             &["network", "create", "--ipv6", "v6"],
             "IPv6 networks are not supported by berthd",
         ),
