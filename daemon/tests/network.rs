@@ -386,6 +386,20 @@ fn user_networks_resolve_names_and_stay_apart() {
     let err = docker_err(&d, &["network", "disconnect", "appnet", "roamer"]);
     assert!(err.contains("is not connected to network appnet"), "{err}");
     d.docker_ok(&["rm", "-f", "roamer"]);
+    // Two --network at run: an interface on each, names of both resolve.
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "other",
+        "--network",
+        "appnet",
+        "busybox",
+        "sh",
+        "-c",
+        "busybox ip -o -4 addr show | busybox grep -c eth; busybox nc -w 3 web 80",
+    ]);
+    assert_eq!(out, "2\nweb\n");
     let inspect = d.docker_ok(&[
         "network",
         "inspect",
