@@ -279,6 +279,7 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop();
+        self.kill_containers();
         if self.netns.is_some() {
             // The namespace's file and the sandboxes berthd left bound.
             let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
@@ -305,6 +306,38 @@ impl Daemon {
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// SIGKILL what containers a failed test left running (their init
+    /// processes, by pid), and wait for their shims to record it and go.
+    fn kill_containers(&self) {
+        let c = self.dir.path().join("exec/c");
+        let read_pid = |p: std::path::PathBuf| -> Option<i32> {
+            std::fs::read_to_string(p).ok()?.trim().parse().ok()
+        };
+        let dirs: Vec<PathBuf> = std::fs::read_dir(&c)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        for d in &dirs {
+            if let Some(pid) = read_pid(d.join("shim/init.pid")) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline
+            && dirs.iter().any(|d| {
+                read_pid(d.join("shim/shim.pid"))
+                    .is_some_and(|p| Path::new(&format!("/proc/{p}")).exists())
+            })
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// SIGTERM berthd (by pid), SIGKILL after 10 s.
