@@ -8,7 +8,10 @@ DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 class Dockerd:
     """dockerd with everything of its own under `base`."""
 
-    def __init__(self, base):
+    def __init__(self, base, networking=False):
+        """networking: dockerd's default bridge (docker0), iptables and its
+        userland proxy, as installed; only ever inside a network namespace
+        the caller made. Otherwise no bridge, no iptables, no forwarding."""
         self.base = base
         self.data = os.path.join(base, "data")
         self.exec_root = os.path.join(base, "exec")
@@ -30,8 +33,10 @@ class Dockerd:
             "--pidfile", self.pidfile,
             "--storage-driver", "overlay2",
             "--exec-opt", "native.cgroupdriver=cgroupfs",
-            "--bridge=none", "--iptables=false", "--ip6tables=false",
-            "--ip-masq=false", "--ip-forward=false",
+            *([] if networking else [
+                "--bridge=none", "--iptables=false", "--ip6tables=false",
+                "--ip-masq=false", "--ip-forward=false",
+            ]),
         ], stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 60
         while self.docker("version", check=False).returncode != 0:

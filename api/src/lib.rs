@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod containers;
 pub mod images;
+pub mod networks;
 pub mod system;
 
 pub use images::{

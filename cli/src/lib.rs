@@ -19,10 +19,10 @@ pub mod tabwriter;
 pub mod template;
 pub mod units;
 
-use args::{BuilderCmd, Cli, Cmd, ContainerCmd, ImageCmd, SystemCmd, VolumeCmd};
+use args::{BuilderCmd, Cli, Cmd, ContainerCmd, ImageCmd, NetworkCmd, SystemCmd, VolumeCmd};
 use client::{Client, resolve_host};
 use commands::inspect::Kind;
-use commands::{build, containers, cp, images, inspect, stats, system, volumes};
+use commands::{build, containers, cp, images, inspect, networks, stats, system, volumes};
 pub use error::{CliError, Result};
 
 /// Run one command line.
@@ -110,6 +110,15 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Volume(VolumeCmd::Rm(a)) => volumes::rm(&c, a).await,
         Cmd::Volume(VolumeCmd::Prune(a)) => volumes::prune(&c, a).await,
+        Cmd::Network(NetworkCmd::Create(a)) => networks::create(&c, a).await,
+        Cmd::Network(NetworkCmd::Ls(a)) => networks::ls(&c, a).await,
+        Cmd::Network(NetworkCmd::Inspect(a)) => {
+            inspect::inspect(&c, &a.names, &[Kind::Network], a.format.as_deref(), false).await
+        }
+        Cmd::Network(NetworkCmd::Rm(a)) => networks::rm(&c, a).await,
+        Cmd::Network(NetworkCmd::Connect(a)) => networks::connect(&c, a).await,
+        Cmd::Network(NetworkCmd::Disconnect(a)) => networks::disconnect(&c, a).await,
+        Cmd::Network(NetworkCmd::Prune(a)) => networks::prune(&c, a).await,
         Cmd::Events(a) | Cmd::System(SystemCmd::Events(a)) => volumes::events(&c, a).await,
         Cmd::System(SystemCmd::Prune(a)) => system::prune(&c, a).await,
     }

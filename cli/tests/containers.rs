@@ -800,6 +800,9 @@ fn cp_update_and_stats_like_docker() {
 #[test]
 fn system_prune() {
     let d = daemon();
+    // A second after busybox's import, or it is the same image (its config
+    // records when it was made) and in use by `keep`.
+    std::thread::sleep(Duration::from_millis(1100));
     d.import_busybox("spare:1");
     let stopped = d.ok(&["create", "-v", "/anon", "busybox", "true"]);
     d.ok(&["run", "-d", "--name", "keep", "busybox", "sleep", "100"]);

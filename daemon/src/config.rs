@@ -46,6 +46,10 @@ pub struct Args {
     /// docker-init or tini-static on PATH]
     #[arg(long, value_name = "FILE")]
     pub init_path: Option<PathBuf>,
+    /// The bridge of the default `bridge` network; `none` disables it
+    /// (containers then default to `--network none`)
+    #[arg(short = 'b', long, value_name = "NAME", default_value = "berth0")]
+    pub bridge: String,
 }
 
 /// The configuration berthd runs with.
@@ -60,6 +64,8 @@ pub struct Config {
     pub insecure_registries: Vec<String>,
     pub registry_mirrors: Vec<String>,
     pub init_path: Option<PathBuf>,
+    /// The default bridge, `None` with `--bridge none`.
+    pub bridge: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +141,7 @@ const KEYS: &[(&str, &str)] = &[
     ("insecure-registries", "insecure_registries"),
     ("registry-mirrors", "registry_mirrors"),
     ("init-path", "init_path"),
+    ("bridge", "bridge"),
 ];
 
 impl Config {
@@ -191,6 +198,7 @@ impl Config {
             insecure_registries: args.insecure_registries,
             registry_mirrors: args.registry_mirrors,
             init_path: args.init_path,
+            bridge: Some(args.bridge).filter(|b| b != "none" && !b.is_empty()),
         })
     }
 }
@@ -241,6 +249,7 @@ fn merge_file(
                     .init_path
                     .as_ref()
                     .map_or(String::new(), |p| p.display().to_string()),
+                "bridge" => args.bridge.clone(),
                 _ => args.registry_mirrors.join(" "),
             };
             format!("{key}: (from flag: {flag}, from file: {})", map[*key])
@@ -277,6 +286,7 @@ fn merge_file(
             "insecure-registries" => args.insecure_registries = strings(key, v)?,
             "registry-mirrors" => args.registry_mirrors = strings(key, v)?,
             "init-path" => args.init_path = Some(string(key, v)?.into()),
+            "bridge" => args.bridge = string(key, v)?,
             _ => unreachable!("unknown keys were rejected"),
         }
     }

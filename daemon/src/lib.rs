@@ -21,6 +21,7 @@ pub mod filters;
 pub mod host;
 pub mod images;
 pub mod manage;
+pub mod networks;
 pub mod progress;
 pub mod server;
 pub mod spec;

@@ -52,6 +52,8 @@ pub struct Daemon {
     pub execs: crate::containers::exec::Execs,
     /// The image builder's cache and scratch space.
     pub build: crate::build::BuildState,
+    /// Networks, sandboxes, published ports, DNS.
+    pub net: berth_netd::Netd,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +69,8 @@ pub enum DaemonError {
     Running(PathBuf),
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error("networking: {0}")]
+    Net(#[from] berth_netd::NetdError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> DaemonError + '_ {
@@ -108,8 +112,10 @@ impl Daemon {
                 source: io::Error::other(e),
             })?;
         crate::build::runner::sweep_bundles(&config.exec_root);
+        let net = crate::networks::open(&config)?;
         Ok(Daemon {
             build,
+            net,
             registry,
             content: Arc::default(),
             db,
@@ -242,6 +248,21 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
             get(crate::containers::archive::get_changes),
         )
         .route("/events", get(crate::events::get_events))
+        .route("/networks", get(crate::networks::get_list))
+        .route("/networks/create", post(crate::networks::post_create))
+        .route("/networks/prune", post(crate::networks::post_prune))
+        .route(
+            "/networks/{id}",
+            get(crate::networks::get_inspect).delete(crate::networks::delete),
+        )
+        .route(
+            "/networks/{id}/connect",
+            post(crate::networks::post_connect),
+        )
+        .route(
+            "/networks/{id}/disconnect",
+            post(crate::networks::post_disconnect),
+        )
         .route("/volumes", get(crate::volumes::get_list))
         .route("/volumes/create", post(crate::volumes::post_create))
         .route("/volumes/prune", post(crate::volumes::post_prune))
@@ -382,6 +403,21 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
 async fn serve(config: Config) -> Result<(), DaemonError> {
     let hosts = config.hosts.clone();
     let daemon = Arc::new(tokio::task::block_in_place(|| Daemon::open(config))?);
+    // Networking first: the restarts that restore spawns attach to it.
+    let live: Vec<String> = daemon
+        .containers
+        .all()
+        .iter()
+        .map(|e| e.record())
+        .filter(|r| r.state.status.is_live())
+        .filter(|r| {
+            r.state
+                .shim_pid
+                .is_some_and(crate::containers::monitor::is_shim)
+        })
+        .map(|r| r.id)
+        .collect();
+    tokio::task::block_in_place(|| daemon.net.restore(&live))?;
     crate::containers::monitor::restore(&daemon).await;
     let mut listeners = Vec::new();
     for h in &hosts {

@@ -478,7 +478,7 @@ pub async fn top(c: &Client, a: &TopArgs) -> Result<()> {
 pub async fn port(c: &Client, a: &PortArgs) -> Result<()> {
     let info: berth_api::containers::ContainerInspect =
         c.get(&cpath(&a.container, "/json")).await?;
-    let mut out = String::new();
+    let mut lines: Vec<String> = Vec::new();
     let want = a.port.as_ref().map(|p| {
         if p.contains('/') {
             p.clone()
@@ -497,12 +497,15 @@ pub async fn port(c: &Client, a: &PortArgs) -> Result<()> {
                 &b.host_ip
             };
             if want.is_some() {
-                out.push_str(&format!("{ip}:{}\n", b.host_port));
+                lines.push(format!("{ip}:{}", b.host_port));
             } else {
-                out.push_str(&format!("{port} -> {ip}:{}\n", b.host_port));
+                lines.push(format!("{port} -> {ip}:{}", b.host_port));
             }
         }
     }
+    // docker sorts the lines naturally: 80/tcp before 7000/udp.
+    lines.sort_by(|x, y| natural_cmp(x, y));
+    let out: String = lines.iter().map(|l| format!("{l}\n")).collect();
     if out.is_empty()
         && let Some(w) = want
     {
@@ -512,6 +515,35 @@ pub async fn port(c: &Client, a: &PortArgs) -> Result<()> {
         )));
     }
     print(&out)
+}
+
+/// Order strings with their runs of digits compared as numbers.
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    fn chunks(s: &str) -> Vec<(bool, &str)> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let bytes = s.as_bytes();
+        for i in 1..=bytes.len() {
+            if i == bytes.len() || bytes[i].is_ascii_digit() != bytes[start].is_ascii_digit() {
+                out.push((bytes[start].is_ascii_digit(), &s[start..i]));
+                start = i;
+            }
+        }
+        out
+    }
+    let (x, y) = (chunks(a), chunks(b));
+    for ((dx, cx), (dy, cy)) in x.iter().zip(y.iter()) {
+        let o = if *dx && *dy {
+            let (tx, ty) = (cx.trim_start_matches('0'), cy.trim_start_matches('0'));
+            tx.len().cmp(&ty.len()).then(tx.cmp(ty))
+        } else {
+            cx.cmp(cy)
+        };
+        if o.is_ne() {
+            return o;
+        }
+    }
+    x.len().cmp(&y.len())
 }
 
 pub async fn diff(c: &Client, a: &OneName) -> Result<()> {
@@ -768,27 +800,76 @@ pub const PS_HEADER: &[(&str, &str)] = &[
     ("LocalVolumes", "LOCAL VOLUMES"),
 ];
 
-/// docker's `DisplayablePorts`, without its range grouping.
+/// docker's `DisplayablePorts`: ports sorted (private port, address,
+/// public port, protocol); runs of consecutive ports published on the
+/// same number fold into one range (`0.0.0.0:80-81->80-81/tcp`), as do
+/// runs of unpublished ones (`80-81/tcp`); a port published on another
+/// number stands alone, after the runs.
 pub fn display_ports(c: &ContainerSummary) -> String {
-    let mut ps: Vec<String> = c
-        .ports
-        .iter()
-        .map(|p| match p.public_port {
-            Some(pp) => {
+    let mut ports: Vec<&berth_api::containers::Port> = c.ports.iter().collect();
+    ports.sort_by(|a, b| {
+        (a.private_port, &a.ip, a.public_port, &a.kind).cmp(&(
+            b.private_port,
+            &b.ip,
+            b.public_port,
+            &b.kind,
+        ))
+    });
+    let join = |ip: &str, port: &str| {
+        if ip.contains(':') {
+            format!("[{ip}]:{port}")
+        } else {
+            format!("{ip}:{port}")
+        }
+    };
+    let render = |(ip, kind): &(String, String), first: u16, last: u16| {
+        let span = if first == last {
+            first.to_string()
+        } else {
+            format!("{first}-{last}")
+        };
+        if ip.is_empty() {
+            format!("{span}/{kind}")
+        } else {
+            format!("{}->{span}/{kind}", join(ip, &span))
+        }
+    };
+    // Runs by (address, protocol), in the order each key first appears.
+    let mut runs: Vec<((String, String), u16, u16)> = Vec::new();
+    let mut out = Vec::new();
+    let mut remapped = Vec::new();
+    for p in ports {
+        let ip = match p.public_port {
+            Some(pp) if pp != p.private_port => {
                 let ip = if p.ip.is_empty() { "0.0.0.0" } else { &p.ip };
-                let ip = if ip.contains(':') {
-                    format!("[{ip}]")
-                } else {
-                    ip.to_string()
-                };
-                format!("{ip}:{pp}->{}/{}", p.private_port, p.kind)
+                remapped.push(format!(
+                    "{}->{}/{}",
+                    join(ip, &pp.to_string()),
+                    p.private_port,
+                    p.kind
+                ));
+                continue;
             }
-            None => format!("{}/{}", p.private_port, p.kind),
-        })
-        .collect();
-    ps.sort();
-    ps.dedup();
-    ps.join(", ")
+            Some(_) if p.ip.is_empty() => "0.0.0.0".to_string(),
+            Some(_) => p.ip.clone(),
+            None => String::new(),
+        };
+        let key = (ip, p.kind.clone());
+        match runs.iter_mut().find(|(k, _, _)| *k == key) {
+            Some((_, _, last)) if p.private_port == last.wrapping_add(1) => {
+                *last = p.private_port;
+            }
+            Some(run) => {
+                out.push(render(&run.0, run.1, run.2));
+                run.1 = p.private_port;
+                run.2 = p.private_port;
+            }
+            None => runs.push((key, p.private_port, p.private_port)),
+        }
+    }
+    out.extend(runs.iter().map(|(k, f, l)| render(k, *f, *l)));
+    out.extend(remapped);
+    out.join(", ")
 }
 
 pub fn ps_rows(list: &[ContainerSummary], trunc: bool, now: i64) -> Vec<Value> {
@@ -946,5 +1027,43 @@ mod tests {
         );
         let f = Format::resolve(Some("{{.Names}} {{.State}}"), false, "", "");
         assert_eq!(f.render(PS_HEADER, &rows).unwrap(), "web running\n");
+    }
+
+    #[test]
+    fn port_lines_sort_naturally() {
+        let mut l = vec!["7000/udp -> 0.0.0.0:7000", "80/tcp -> 0.0.0.0:8080", ""];
+        l.sort_by(|x, y| natural_cmp(x, y));
+        assert_eq!(
+            l,
+            ["", "80/tcp -> 0.0.0.0:8080", "7000/udp -> 0.0.0.0:7000"]
+        );
+    }
+
+    #[test]
+    fn ports_fold_into_ranges_as_docker_prints_them() {
+        let port = |ip: &str, private: u16, public: Option<u16>, kind: &str| Port {
+            ip: ip.into(),
+            private_port: private,
+            public_port: public,
+            kind: kind.into(),
+        };
+        let c = ContainerSummary {
+            ports: vec![
+                port("0.0.0.0", 81, Some(81), "tcp"),
+                port("0.0.0.0", 80, Some(80), "tcp"),
+                port("", 9000, None, "udp"),
+                port("", 9001, None, "udp"),
+                port("0.0.0.0", 53, Some(5353), "udp"),
+                port("", 7000, None, "tcp"),
+                port("", 7002, None, "tcp"),
+                port("127.0.0.1", 443, Some(8443), "tcp"),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(
+            display_ports(&c),
+            "7000/tcp, 0.0.0.0:80-81->80-81/tcp, 7002/tcp, 9000-9001/udp, \
+             0.0.0.0:5353->53/udp, 127.0.0.1:8443->443/tcp"
+        );
     }
 }

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use berth_api::EmptyObject;
 use berth_api::containers::{
-    BindOptions, ContainerConfig, ContainerCreateRequest, DeviceMapping, HealthConfig, HostConfig,
-    LogConfig, Mount, PortBinding, RestartPolicy, TmpfsOptions, Ulimit, VolumeOptions,
+    BindOptions, ContainerConfig, ContainerCreateRequest, DeviceMapping, EndpointIpamConfig,
+    EndpointSettings, HealthConfig, HostConfig, LogConfig, Mount, NetworkingConfig, PortBinding,
+    RestartPolicy, TmpfsOptions, Ulimit, VolumeOptions,
 };
 use clap::Args;
 
@@ -143,7 +144,25 @@ pub struct CreateOpts {
     pub no_healthcheck: bool,
     /// Connect a container to a network
     #[arg(long = "network", alias = "net")]
-    pub network: Option<String>,
+    pub network: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long)]
+    pub ip6: Option<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", alias = "net-alias")]
+    pub network_alias: Vec<String>,
+    /// Set custom DNS servers
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option", alias = "dns-opt")]
+    pub dns_option: Vec<String>,
     /// Set meta data on a container
     #[arg(short = 'l', long = "label")]
     pub label: Vec<String>,
@@ -620,7 +639,14 @@ impl CreateOpts {
         let host_config = HostConfig {
             binds: some_vec(&binds),
             log_config,
-            network_mode: self.network.clone().unwrap_or_else(|| "default".into()),
+            network_mode: self
+                .network
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "default".into()),
+            dns: some_vec(&self.dns),
+            dns_search: some_vec(&self.dns_search),
+            dns_options: some_vec(&self.dns_option),
             port_bindings: (!bindings.is_empty()).then_some(bindings),
             restart_policy: restart_policy(&self.restart)?,
             auto_remove: self.rm,
@@ -656,7 +682,41 @@ impl CreateOpts {
         Ok(ContainerCreateRequest {
             config,
             host_config: Some(host_config),
-            networking_config: None,
+            networking_config: self.endpoints(),
+        })
+    }
+}
+
+impl CreateOpts {
+    /// One endpoint per `--network`; `--ip` and `--network-alias` go to
+    /// the first (to "default", which the daemon reads as its default
+    /// network, when none is named).
+    fn endpoints(&self) -> Option<NetworkingConfig> {
+        let mut names = self.network.clone();
+        let per_endpoint =
+            self.ip.is_some() || self.ip6.is_some() || !self.network_alias.is_empty();
+        if names.is_empty() {
+            if !per_endpoint {
+                return None;
+            }
+            names.push("default".into());
+        }
+        let mut config = BTreeMap::new();
+        for (i, n) in names.into_iter().enumerate() {
+            let mut s = EndpointSettings::default();
+            if i == 0 {
+                if self.ip.is_some() || self.ip6.is_some() {
+                    s.ipam_config = Some(EndpointIpamConfig {
+                        ipv4_address: self.ip.clone().unwrap_or_default(),
+                        ipv6_address: self.ip6.clone().unwrap_or_default(),
+                    });
+                }
+                s.aliases = some_vec(&self.network_alias);
+            }
+            config.insert(n, s);
+        }
+        Some(NetworkingConfig {
+            endpoints_config: Some(config),
         })
     }
 }

@@ -7,6 +7,7 @@ pub mod cp;
 pub mod create_opts;
 pub mod images;
 pub mod inspect;
+pub mod networks;
 pub mod stats;
 pub mod system;
 pub mod volumes;

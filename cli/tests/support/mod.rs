@@ -58,6 +58,8 @@ pub struct Daemon {
     pub data_root: PathBuf,
     /// berthd's flags beyond the paths, for a restart.
     extra: Vec<String>,
+    /// The network namespace berthd runs in, for [`Daemon::start_in_netns`].
+    pub netns: Option<PathBuf>,
 }
 
 impl Daemon {
@@ -65,10 +67,52 @@ impl Daemon {
         Daemon::start_with(&[])
     }
 
-    /// [`Daemon::start`] with more berthd flags.
+    /// [`Daemon::start`] with more berthd flags. berthd runs in the host's
+    /// network namespace here, so it is always given `--bridge none`: no
+    /// test of the CLI may make berth0 or nftables rules on the host.
     pub fn start_with(extra: &[&str]) -> Daemon {
+        let mut extra = extra.to_vec();
+        if !extra.contains(&"--bridge") {
+            extra.extend(["--bridge", "none"]);
+        }
+        Daemon::spawn(&extra, false)
+    }
+
+    /// berthd with its default bridge, in a network namespace the test
+    /// makes (bound to `<dir>/netns`, loopback up), for the commands that
+    /// touch the network. Run under `unshare -m --propagation private`.
+    pub fn start_in_netns() -> Daemon {
+        Daemon::spawn(&[], true)
+    }
+
+    fn spawn(extra: &[&str], in_netns: bool) -> Daemon {
         require_root();
         let dir = tempfile::Builder::new().prefix("bt-cli").tempdir().unwrap();
+        let netns = in_netns.then(|| {
+            let ns = dir.path().join("netns");
+            // unshare binds the namespace onto a file that must exist.
+            std::fs::write(&ns, "").unwrap();
+            for cmd in [
+                vec![
+                    "unshare".to_string(),
+                    format!("--net={}", ns.display()),
+                    "true".into(),
+                ],
+                vec![
+                    "nsenter".to_string(),
+                    format!("--net={}", ns.display()),
+                    "ip".into(),
+                    "link".into(),
+                    "set".into(),
+                    "lo".into(),
+                    "up".into(),
+                ],
+            ] {
+                let st = Command::new(&cmd[0]).args(&cmd[1..]).status().unwrap();
+                assert!(st.success(), "{cmd:?}: {st}");
+            }
+            ns
+        });
         let socket = dir.path().join("berth.sock");
         let data_root = dir.path().join("data");
         let config = dir.path().join("daemon.json");
@@ -79,8 +123,9 @@ impl Daemon {
             socket,
             data_root,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            netns,
         };
-        d.spawn();
+        d.launch();
         d
     }
 
@@ -98,17 +143,26 @@ impl Daemon {
             let _ = child.wait();
         }
         let _ = std::fs::remove_file(&self.socket);
-        self.spawn();
+        self.launch();
     }
 
-    fn spawn(&mut self) {
+    /// Start berthd (in its network namespace, if it has one).
+    fn launch(&mut self) {
         let config = self.dir.path().join("daemon.json");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.dir.path().join("berthd.log"))
             .unwrap();
-        let child = Command::new(berthd_path())
+        let mut cmd = match &self.netns {
+            None => Command::new(berthd_path()),
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", ns.display())).arg(berthd_path());
+                c
+            }
+        };
+        let child = cmd
             .arg("--data-root")
             .arg(&self.data_root)
             .arg("--exec-root")
@@ -256,6 +310,70 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        self.stop();
+        self.kill_containers();
+        if self.netns.is_some() {
+            // The namespace's file and the sandboxes berthd left bound.
+            let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            let mut points: Vec<&str> = info
+                .lines()
+                .filter_map(|l| l.split(' ').nth(4))
+                .filter(|p| Path::new(p).starts_with(self.dir.path()))
+                .collect();
+            points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+            for p in points {
+                let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
+    }
+}
+
+impl Daemon {
+    /// Run `cmd` in berthd's network namespace; its stdout.
+    pub fn host_side(&self, cmd: &[&str]) -> String {
+        let ns = self.netns.as_ref().expect("berthd was started in a netns");
+        let out = Command::new("nsenter")
+            .arg(format!("--net={}", ns.display()))
+            .args(cmd)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// SIGKILL what containers a failed test left running (their init
+    /// processes, by pid), and wait for their shims to record it and go.
+    fn kill_containers(&self) {
+        let c = self.dir.path().join("exec/c");
+        let read_pid = |p: std::path::PathBuf| -> Option<i32> {
+            std::fs::read_to_string(p).ok()?.trim().parse().ok()
+        };
+        let dirs: Vec<PathBuf> = std::fs::read_dir(&c)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        for d in &dirs {
+            if let Some(pid) = read_pid(d.join("shim/init.pid")) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline
+            && dirs.iter().any(|d| {
+                read_pid(d.join("shim/shim.pid"))
+                    .is_some_and(|p| Path::new(&format!("/proc/{p}")).exists())
+            })
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM berthd (by pid), SIGKILL after 10 s.
+    fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };

@@ -246,13 +246,41 @@ fn validate_host(h: &HostConfig) -> Result<()> {
             "can't create 'AutoRemove' container with restart policy".into(),
         ));
     }
-    match h.network_mode.as_str() {
-        "" | "default" | "none" | "host" | "bridge" => {}
-        other => {
-            return Err(ApiError::NotFound(format!("network {other} not found")));
+    // Named networks are looked up in netd by create.
+    if let Some(other) = h.network_mode.strip_prefix("container:") {
+        if other.is_empty() {
+            return Err(ApiError::InvalidParameter(
+                "invalid network mode container: (no container named)".into(),
+            ));
+        }
+        // The other container's namespace is its own: nothing of it can be
+        // set from here, as dockerd refuses.
+        let conflict = |what: &str| {
+            Err(ApiError::InvalidParameter(format!(
+                "conflicting options: {what} and the container type network mode"
+            )))
+        };
+        if h.publish_all_ports || h.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) {
+            return conflict("port publishing");
+        }
+        if h.dns.as_ref().is_some_and(|d| !d.is_empty()) {
+            return conflict("dns");
+        }
+        if h.extra_hosts.as_ref().is_some_and(|e| !e.is_empty()) {
+            return conflict("custom host-to-IP mapping");
         }
     }
     Ok(())
+}
+
+/// A network named at create that does not exist: a bad request, not a
+/// 404, which the docker CLI would take for a missing image and pull.
+fn missing_network(e: berth_netd::NetdError) -> ApiError {
+    if e.is_not_found() {
+        ApiError::InvalidParameter(e.to_string())
+    } else {
+        crate::networks::api_err(e)
+    }
 }
 
 /// `POST /containers/create`: the record, the writable snapshot and the
@@ -261,8 +289,11 @@ pub fn create(d: &Daemon, name: Option<&str>, req: ContainerCreateRequest) -> Re
     let ContainerCreateRequest {
         mut config,
         host_config,
-        ..
+        networking_config,
     } = req;
+    let req_networks = networking_config
+        .and_then(|n| n.endpoints_config)
+        .unwrap_or_default();
     let mut host = host_config.unwrap_or_default();
     validate_host(&host)?;
     if host.log_config.kind.is_empty() {
@@ -271,9 +302,43 @@ pub fn create(d: &Daemon, name: Option<&str>, req: ContainerCreateRequest) -> Re
         host.log_config.kind = "json-file".into();
     }
     if host.network_mode.is_empty() || host.network_mode == "default" {
-        // Bridge networking is its own issue; until it lands a container
-        // gets a network namespace with only loopback.
-        host.network_mode = "none".into();
+        host.network_mode = crate::networks::default_mode(d).into();
+    }
+    let mut networks = std::collections::BTreeMap::new();
+    if crate::networks::is_netd_mode(&host.network_mode) {
+        // The networks must exist now, as with dockerd; the CLI names the
+        // default one "default".
+        for (k, v) in req_networks {
+            let k = if k == "default" {
+                host.network_mode.clone()
+            } else {
+                k
+            };
+            let (n, _) = d.net.network(&k).map_err(missing_network)?;
+            if v.ipam_config
+                .as_ref()
+                .is_some_and(|c| !c.ipv6_address.is_empty())
+            {
+                return Err(ApiError::InvalidParameter(format!(
+                    "network {}: IPv6 addresses are not supported by berthd",
+                    n.name
+                )));
+            }
+            if let Some(ip) = v
+                .ipam_config
+                .as_ref()
+                .map(|c| c.ipv4_address.as_str())
+                .filter(|ip| !ip.is_empty())
+            {
+                let ip = ip.parse().map_err(|_| {
+                    ApiError::InvalidParameter(format!("invalid IPv4 address: {ip}"))
+                })?;
+                n.check_static_ip(ip).map_err(crate::networks::api_err)?;
+            }
+            networks.insert(n.name, v);
+        }
+        let (n, _) = d.net.network(&host.network_mode).map_err(missing_network)?;
+        networks.entry(n.name).or_default();
     }
     if config.image.is_empty() {
         return Err(ApiError::InvalidParameter(
@@ -403,6 +468,7 @@ pub fn create(d: &Daemon, name: Option<&str>, req: ContainerCreateRequest) -> Re
         hostname_path: paths.hostname().display().to_string(),
         hosts_path: paths.hosts().display().to_string(),
         resolv_conf_path: paths.resolv_conf().display().to_string(),
+        networks,
         config,
         state: State::default(),
         ..Default::default()
@@ -669,6 +735,7 @@ pub fn start(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<()> {
     d.store
         .mount_container_with(&rec.id, &rootfs, rec.host_config.auto_remove)
         .map_err(ApiError::Store)?;
+    let attached = crate::networks::attach(d, &rec, &paths.hosts(), &paths.resolv_conf());
     let launched = (|| {
         let (donors, donor_shm) = donors(d, &rec.host_config)?;
         let shm_source = if rec.host_config.ipc_mode == "shareable" {
@@ -676,6 +743,7 @@ pub fn start(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<()> {
         } else {
             donor_shm
         };
+        let attached = attached?;
         let mounts = resolve_mounts(d, &rec, &rootfs)?;
         let init = match rec.host_config.init {
             Some(true) => Some(init_binary(d)?),
@@ -690,10 +758,10 @@ pub fn start(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<()> {
             hostname_path: &paths.hostname(),
             hosts_path: &paths.hosts(),
             resolv_conf_path: &paths.resolv_conf(),
-            netns: if rec.host_config.network_mode == "host" {
-                Netns::Host
-            } else {
-                Netns::New
+            netns: match &attached {
+                crate::networks::Attached::Host => Netns::Host,
+                crate::networks::Attached::New => Netns::New,
+                crate::networks::Attached::Path(p) => Netns::Path(p),
             },
             cgroups_path: cgroups_path(&rec.id),
             init_path: init.as_deref(),
@@ -802,6 +870,7 @@ pub fn start(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<()> {
         Err(err) => {
             unmount(&rootfs);
             unmount(&paths.shm());
+            crate::networks::release(d, &rec.id);
             let msg = err.to_string();
             d.containers.update(e, |r| {
                 r.state.error = msg.clone();
@@ -963,6 +1032,7 @@ pub async fn remove_stopped(d: &Arc<Daemon>, e: &Arc<Entry>, volumes: bool) -> R
         let paths = Paths::new(&d2, &id);
         unmount(&paths.rootfs());
         unmount(&paths.shm());
+        crate::networks::release(&d2, &id);
         let _ = runtime(&d2).delete(&id, true);
         d2.store.remove_container(&id).map_err(ApiError::Store)?;
         for dir in [&paths.run, &paths.data] {
@@ -1000,6 +1070,8 @@ pub async fn after_exit(d: Arc<Daemon>, e: Arc<Entry>) {
     let paths = Paths::new(&d, &rec.id);
     unmount(&paths.rootfs());
     unmount(&paths.shm());
+    let (d2, id) = (d.clone(), rec.id.clone());
+    let _ = tokio::task::spawn_blocking(move || crate::networks::release(&d2, &id)).await;
     if rec.host_config.auto_remove {
         let _op = e.op.lock().await;
         if let Err(err) = remove_stopped(&d, &e, true).await {

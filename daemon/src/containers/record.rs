@@ -81,6 +81,9 @@ pub struct Record {
     pub hostname_path: String,
     pub hosts_path: String,
     pub resolv_conf_path: String,
+    /// The networks the container joins when it starts (name → its
+    /// endpoint settings: aliases, static address).
+    pub networks: std::collections::BTreeMap<String, berth_api::containers::EndpointSettings>,
 }
 
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";

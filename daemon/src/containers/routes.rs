@@ -136,6 +136,7 @@ pub async fn get_list(State(d): State<Arc<Daemon>>, q: Q) -> Result<Json<Vec<Con
             && filters.labels_match(&r.config.labels.clone().unwrap_or_default());
         if ok {
             let mut sum = r.summary();
+            crate::networks::summarize(&d, &r, &mut sum);
             if flag(&q, "size") {
                 let (d2, id) = (d.clone(), r.id.clone());
                 let (rw, rootfs) = blocking(move || Ok(sizes(&d2, &id))).await?;
@@ -184,11 +185,21 @@ pub async fn get_inspect(
         let (d2, id) = (d.clone(), rec.id.clone());
         let (rw, rootfs) = blocking(move || Ok(sizes(&d2, &id))).await?;
         let mut i = rec.inspect(&d.driver, d.execs.of_container(&e.id));
+        crate::networks::settings(&d, &rec, &mut i.network_settings);
         i.size_rw = Some(rw);
         i.size_root_fs = Some(rootfs);
         return Ok(Json(i).into_response());
     }
-    Ok(Json(e.record().inspect(&d.driver, d.execs.of_container(&e.id))).into_response())
+    let rec = e.record();
+    let mut i = rec.inspect(&d.driver, d.execs.of_container(&e.id));
+    let d2 = d.clone();
+    i.network_settings = blocking(move || {
+        let mut s = i.network_settings;
+        crate::networks::settings(&d2, &rec, &mut s);
+        Ok(s)
+    })
+    .await?;
+    Ok(Json(i).into_response())
 }
 
 pub async fn post_start(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Result<Response> {

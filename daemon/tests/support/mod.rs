@@ -89,6 +89,11 @@ pub struct Berthd {
     pub socket: PathBuf,
     pub pidfile: PathBuf,
     pub data_root: PathBuf,
+    /// The network namespace berthd runs in (a file bound to it), when
+    /// started with [`Berthd::start_in_netns`].
+    pub netns: Option<PathBuf>,
+    /// The berthd flags it was started with, for [`Berthd::restart`].
+    extra: Vec<String>,
 }
 
 impl Berthd {
@@ -97,8 +102,49 @@ impl Berthd {
         Berthd::start_with(seed_names, &[])
     }
 
-    /// [`Berthd::start`] with more berthd flags.
+    /// [`Berthd::start`] with more berthd flags. berthd runs in the host's
+    /// network namespace here, so it gets no default bridge (containers
+    /// default to `--network none`): see [`Berthd::start_in_netns`].
     pub fn start_with(seed_names: &[&str], extra: &[&str]) -> (Berthd, Option<String>) {
+        let mut args = extra.to_vec();
+        if !args.contains(&"--bridge") {
+            args.extend(["--bridge", "none"]);
+        }
+        Berthd::spawn(seed_names, &args, false)
+    }
+
+    /// berthd (and so its containers, bridges and nftables rules) in a
+    /// network namespace the test makes (`unshare --net=<file>`, its
+    /// loopback up), entered with `nsenter`: the network tests' stand-in
+    /// for a host. The namespace outlives berthd, so a restarted berthd
+    /// finds what the first one left there. Run the tests under
+    /// `unshare -m --propagation private`: the namespace's file and
+    /// berthd's sandbox files are mounts.
+    pub fn start_in_netns(seed_names: &[&str], extra: &[&str]) -> (Berthd, Option<String>) {
+        Berthd::spawn(seed_names, extra, true)
+    }
+
+    /// Run `cmd` in berthd's network namespace (its "host side").
+    pub fn host_side(&self, cmd: &[&str]) -> Output {
+        let ns = self.netns.as_ref().expect("berthd was started in a netns");
+        Command::new("nsenter")
+            .arg(format!("--net={}", ns.display()))
+            .args(cmd)
+            .output()
+            .expect("run nsenter")
+    }
+
+    /// The pid of berthd (for `nsenter --net=/proc/<pid>/ns/net`).
+    pub fn pid(&self) -> u32 {
+        let pid: i32 = std::fs::read_to_string(&self.pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        pid as u32
+    }
+
+    fn spawn(seed_names: &[&str], extra: &[&str], in_netns: bool) -> (Berthd, Option<String>) {
         require_root();
         let shim = Path::new(env!("CARGO_BIN_EXE_berthd")).with_file_name("berth-shim");
         assert!(
@@ -116,7 +162,25 @@ impl Berthd {
         let socket = dir.path().join("berth.sock");
         let config_file = dir.path().join("daemon.json");
         std::fs::write(&config_file, "{}\n").unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_berthd"))
+        let netns = in_netns.then(|| {
+            let ns = dir.path().join("netns");
+            // unshare binds the namespace onto a file that must exist.
+            std::fs::write(&ns, "").unwrap();
+            let ok = Command::new("unshare")
+                .arg(format!("--net={}", ns.display()))
+                .arg("true")
+                .status()
+                .expect("run unshare");
+            assert!(ok.success(), "unshare --net={}: {ok}", ns.display());
+            let ok = Command::new("nsenter")
+                .arg(format!("--net={}", ns.display()))
+                .args(["ip", "link", "set", "lo", "up"])
+                .status()
+                .expect("run nsenter");
+            assert!(ok.success(), "loopback up in {}: {ok}", ns.display());
+            ns
+        });
+        let child = berthd_command(netns.as_deref())
             .arg("--data-root")
             .arg(&data_root)
             .arg("--exec-root")
@@ -136,6 +200,8 @@ impl Berthd {
             child: Some(child),
             socket,
             data_root,
+            netns,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         d.wait_ready();
         (d, id)
@@ -275,12 +341,17 @@ impl Berthd {
         }
     }
 
-    /// Start berthd again on the same roots.
+    /// Start berthd again on the same roots (in the same namespace, with
+    /// the same flags).
     pub fn restart(&mut self) {
         self.stop();
         let exec_root = self.pidfile.parent().unwrap().to_path_buf();
         let config_file = self.dir.path().join("daemon.json");
-        let child = Command::new(env!("CARGO_BIN_EXE_berthd"))
+        let mut extra = self.extra.clone();
+        if self.netns.is_none() && !extra.iter().any(|a| a == "--bridge") {
+            extra.extend(["--bridge".to_string(), "none".to_string()]);
+        }
+        let child = berthd_command(self.netns.as_deref())
             .arg("--data-root")
             .arg(&self.data_root)
             .arg("--exec-root")
@@ -290,6 +361,7 @@ impl Berthd {
             .arg("--config-file")
             .arg(&config_file)
             .args(["--log-level", "debug"])
+            .args(&extra)
             .stderr(
                 std::fs::OpenOptions::new()
                     .append(true)
@@ -431,5 +503,36 @@ impl Drop for Berthd {
     fn drop(&mut self) {
         self.stop();
         self.kill_containers();
+        if self.netns.is_some() {
+            unmount_under(self.dir.path());
+        }
+    }
+}
+
+/// berthd, in the namespace bound to `netns` if given.
+fn berthd_command(netns: Option<&Path>) -> Command {
+    match netns {
+        None => Command::new(env!("CARGO_BIN_EXE_berthd")),
+        Some(ns) => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net={}", ns.display()))
+                .arg(env!("CARGO_BIN_EXE_berthd"));
+            c
+        }
+    }
+}
+
+/// Detach every mount at or below `dir` (the netns file, sandboxes berthd
+/// left bound), deepest first, so the temp dir can go.
+pub fn unmount_under(dir: &Path) {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut points: Vec<&str> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| Path::new(p).starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
     }
 }
