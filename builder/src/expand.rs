@@ -140,11 +140,15 @@ pub fn is_remote(src: &str) -> bool {
     src.starts_with("http://") || src.starts_with("https://") || is_git(src)
 }
 
-/// A git source for ADD: `git@host:repo`, `git://…`, `https://…/x.git`.
+/// A git source for ADD: `git@host:repo`, `git://…`, `ssh://…`, `https://…/x.git`.
 pub fn is_git(src: &str) -> bool {
     src.starts_with("git@")
         || src.starts_with("git://")
-        || src.split('#').next().is_some_and(|s| s.ends_with(".git"))
+        || src.starts_with("ssh://")
+        // Over HTTP only a `.git` path says git; a local `x.git` in the
+        // context stays a context file (never a repository on the host).
+        || ((src.starts_with("http://") || src.starts_with("https://"))
+            && src.split('#').next().is_some_and(|s| s.ends_with(".git")))
 }
 
 fn validate_checksum(sum: &str) -> std::result::Result<(), String> {

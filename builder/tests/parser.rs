@@ -869,6 +869,11 @@ fn add_from_the_reference() {
     assert!(copy_of(&c).keep_git_dir);
     assert!(is_git(&copy_of(&c).sources[0]));
     assert!(is_git("git@github.com:user/repo.git"));
+    assert!(is_git("ssh://git@host/repo#v1:sub"));
+    assert!(is_git("git://127.0.0.1:9418/repo"));
+    // A context file named like a repository is a context file.
+    assert!(!is_git("vendor/lib.git"));
+    assert!(!is_git("https://example.com/archive.tar.gz"));
     let c = one(
         "ADD --checksum=sha256:24454f830cdb571e2c4ad15481119c43b3cafd48dd869a9b2945d1036d1dc68d https://mirrors.edge.kernel.org/pub/linux/kernel/Historic/linux-0.01.tar.gz /",
     );

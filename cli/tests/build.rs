@@ -1504,3 +1504,316 @@ fn bad_failing_run() {
         ],
     );
 }
+
+/// A free port on 127.0.0.1 (bound, then let go for a server to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `git` with no user or system configuration of the host.
+fn git_in(dir: &Path, args: &[&str]) -> String {
+    let o = Command::new("git")
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .output()
+        .expect("git: apt-get install -y git");
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// A server process stopped by its own PID when the test ends.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Wait until something listens on `port`.
+fn wait_listening(port: u16, s: &mut Server) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(s.0.try_wait().unwrap().is_none(), "server on {port} exited");
+        assert!(std::time::Instant::now() < deadline, "nothing on {port}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A repository served by `git daemon` (git://) and, for the dumb HTTP
+/// protocol, by python's http.server, both on 127.0.0.1 only.
+struct GitRepo {
+    base: PathBuf,
+    git_port: u16,
+    http_port: u16,
+    _servers: Vec<Server>,
+}
+
+impl GitRepo {
+    fn new(dir: &Path) -> GitRepo {
+        let base = dir.join("git-base");
+        let repo = base.join("repo");
+        std::fs::create_dir_all(&repo).unwrap();
+        git_in(&repo, &["init", "-q"]);
+        let git_port = free_port();
+        // git-daemon itself, not `git daemon`: the wrapper would run it as
+        // a child that outlives the wrapper's PID being stopped.
+        let exec_path = git_in(&repo, &["--exec-path"]);
+        let mut daemon = Server(
+            Command::new(Path::new(&exec_path).join("git-daemon"))
+                .args([
+                    "--export-all",
+                    "--reuseaddr",
+                    &format!("--base-path={}", base.display()),
+                    "--listen=127.0.0.1",
+                    &format!("--port={git_port}"),
+                ])
+                .arg(&base)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        wait_listening(git_port, &mut daemon);
+        let http_port = free_port();
+        let mut http = Server(
+            Command::new("python3")
+                .args(["-m", "http.server", "--bind", "127.0.0.1"])
+                .arg(http_port.to_string())
+                .current_dir(&base)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("python3"),
+        );
+        wait_listening(http_port, &mut http);
+        GitRepo {
+            base,
+            git_port,
+            http_port,
+            _servers: vec![daemon, http],
+        }
+    }
+
+    fn repo(&self) -> PathBuf {
+        self.base.join("repo")
+    }
+
+    /// Write `files`, commit them on the current branch; the commit id.
+    fn commit(&self, files: &[(&str, &str)], msg: &str) -> String {
+        write_ctx(&self.repo(), files);
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "-m", msg]);
+        // What the dumb HTTP protocol reads instead of asking a server.
+        self.git(&["update-server-info"]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+
+    fn git(&self, args: &[&str]) -> String {
+        git_in(&self.repo(), args)
+    }
+
+    fn url(&self) -> String {
+        format!("git://127.0.0.1:{}/repo", self.git_port)
+    }
+
+    fn http_url(&self) -> String {
+        format!("http://127.0.0.1:{}/repo/.git", self.http_port)
+    }
+}
+
+/// What ADD's git checkouts leave in the builder's own directory.
+fn git_checkouts_left(d: &Daemon) -> Vec<String> {
+    std::fs::read_dir(d.data_root.join("builder/tmp"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("git-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn git_add_refs_subdirs_keep_git_dir_and_the_cache() {
+    let d = daemon();
+    let g = GitRepo::new(d.dir.path());
+    let first = g.commit(
+        &[
+            ("README", "v1\n"),
+            ("docs/guide.txt", "guide\n"),
+            ("bin/run.sh", "echo run\n"),
+        ],
+        "one",
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            g.repo().join("bin/run.sh"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    let first = {
+        g.git(&["add", "-A"]);
+        g.git(&["commit", "-q", "--amend", "--no-edit"]);
+        g.git(&["update-server-info"]);
+        assert_ne!(g.git(&["rev-parse", "HEAD"]), first);
+        g.git(&["rev-parse", "HEAD"])
+    };
+    g.git(&["tag", "-a", "v1", "-m", "v1"]);
+    g.git(&["checkout", "-q", "-b", "feature"]);
+    g.commit(
+        &[("feature.txt", "feature\n"), ("docs/more.txt", "more\n")],
+        "feat",
+    );
+    g.git(&["checkout", "-q", "main"]);
+    g.commit(&[("README", "v2\n")], "two");
+    let (u, h) = (g.url(), g.http_url());
+    let ctx = d.dir.path().join("ctx-git");
+    let dockerfile = format!(
+        "FROM busybox\n\
+         ADD {u}#v1 /src/tag\n\
+         ADD {u}#{first} /src/commit/\n\
+         ADD {u}#feature:docs /src/docs\n\
+         ADD --keep-git-dir=true --chown=65534:65534 {u}#feature /src/kept\n\
+         ADD {h}#v1 /src/http\n\
+         ADD {u} /src/main\n\
+         CMD [\"cat\", \"/src/main/README\"]\n"
+    );
+    write_ctx(&ctx, &[("Dockerfile", &dockerfile)]);
+    let c = ctx.to_str().unwrap();
+    let out = ok(
+        d.berth(&["build", "-t", "gitimg", c]),
+        "first git build",
+        &d,
+    );
+    assert_eq!(out.matches("Using cache").count(), 0, "{out}");
+    assert!(
+        git_checkouts_left(&d).is_empty(),
+        "{:?}",
+        git_checkouts_left(&d)
+    );
+    let sh = |script: &str| d.ok(&["run", "--rm", "gitimg", "sh", "-c", script]);
+    assert_eq!(d.ok(&["run", "--rm", "gitimg"]), "v2\n");
+    // A tag, a commit id, a branch with a subdir, over git:// and HTTP.
+    assert_eq!(
+        sh(
+            "cat /src/tag/README /src/commit/README /src/http/README /src/docs/guide.txt /src/docs/more.txt"
+        ),
+        "v1\nv1\nv1\nguide\nmore\n"
+    );
+    // The subdir's contents only; the tag's tree has no feature files.
+    assert_eq!(
+        sh("ls -A /src/docs; ls -A /src/tag; ls -A /src/main"),
+        "guide.txt\nmore.txt\nREADME\nbin\ndocs\nREADME\nbin\ndocs\n"
+    );
+    // Modes survive; .git only with --keep-git-dir, and a usable one.
+    assert_eq!(
+        sh(
+            "test -x /src/tag/bin/run.sh && echo x; test -d /src/kept/.git && echo git; \
+            test -e /src/main/.git || echo none; stat -c %u:%g /src/kept/feature.txt /src/kept/.git"
+        ),
+        "x\ngit\nnone\n65534:65534\n65534:65534\n"
+    );
+    // Every file's mtime is its commit's time.
+    let main_time = g.git(&["log", "-1", "--format=%ct", "main"]);
+    let tag_time = g.git(&["log", "-1", "--format=%ct", "v1"]);
+    assert_eq!(
+        sh("stat -c %Y /src/main/README /src/main/docs /src/tag/docs/guide.txt"),
+        format!("{main_time}\n{main_time}\n{tag_time}\n")
+    );
+    // Nothing changed: every step is a hit and nothing is cloned.
+    let second = ok(
+        d.berth(&["build", "-t", "gitimg", c]),
+        "second git build",
+        &d,
+    );
+    assert_eq!(second.matches("Using cache").count(), 7, "{second}");
+    // A new commit on main: only its ADD (and what follows) runs again.
+    g.commit(&[("README", "v3\n")], "three");
+    let third = ok(
+        d.berth(&["build", "-t", "gitimg", c]),
+        "third git build",
+        &d,
+    );
+    assert_eq!(third.matches("Using cache").count(), 5, "{third}");
+    let after_main = third.split("Step 7/8").nth(1).unwrap();
+    assert!(!after_main.contains("Using cache"), "{third}");
+    assert_eq!(d.ok(&["run", "--rm", "gitimg"]), "v3\n");
+    assert!(
+        git_checkouts_left(&d).is_empty(),
+        "{:?}",
+        git_checkouts_left(&d)
+    );
+    // A checkout that fails after cloning (no such subdir): the line, the
+    // reason, and no checkout, image, snapshot or mount left.
+    let bad = d.dir.path().join("ctx-git-bad");
+    write_ctx(
+        &bad,
+        &[(
+            "Dockerfile",
+            &format!("FROM busybox\nADD {u}#main:nosuch /x\n"),
+        )],
+    );
+    let before = leftovers(&d);
+    let o = d.berth(&["build", "-t", "gitbad", bad.to_str().unwrap()]);
+    let (o1, e1) = text(&o);
+    assert!(!o.status.success(), "{o1}{e1}");
+    let all = format!("{o1}{e1}");
+    assert!(
+        all.contains("Dockerfile:2") && all.contains("no directory \"nosuch\""),
+        "{all}"
+    );
+    assert!(
+        git_checkouts_left(&d).is_empty(),
+        "{:?}",
+        git_checkouts_left(&d)
+    );
+    assert_eq!(leftovers(&d), before, "a failed git ADD left something");
+}
+
+#[test]
+fn git_bad_ref_fails_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = GitRepo::new(dir.path());
+    g.commit(&[("README", "v1\n")], "one");
+    let u = g.url();
+    fails_cleanly(
+        &format!("FROM busybox\n# the ref is not there\nADD {u}#nosuch /src\n"),
+        &[],
+        3,
+        &["unknown ref \"nosuch\""],
+    );
+}
+
+#[test]
+fn git_unreachable_remote_fails_with_its_line() {
+    // Nothing listens on this port.
+    let port = free_port();
+    fails_cleanly(
+        &format!("FROM busybox\nADD git://127.0.0.1:{port}/repo /src\n"),
+        &[],
+        2,
+        &["remote unreachable"],
+    );
+}

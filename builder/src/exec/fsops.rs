@@ -448,6 +448,15 @@ pub fn first_missing(root: &Path, target: &str) -> Option<String> {
     None
 }
 
+/// Set `target`'s (inside `root`, not following a last symlink) mtime and
+/// atime to `t`.
+pub fn set_mtime(root: &Path, target: &str, t: std::time::SystemTime) -> io::Result<()> {
+    let p = scoped(root, target, false)?;
+    // Opening read-only works for directories too; futimens needs no write.
+    let f = fs::File::open(&p)?;
+    f.set_times(fs::FileTimes::new().set_modified(t).set_accessed(t))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

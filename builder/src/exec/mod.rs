@@ -17,6 +17,7 @@
 
 mod cache;
 pub mod fsops;
+mod git;
 mod ssh;
 
 use std::collections::{BTreeMap, HashMap};
@@ -1368,6 +1369,7 @@ impl<'a> Builder<'a> {
             digest: String::new(),
             _holder: None,
             pending: None,
+            git: Vec::new(),
         };
         for doc in &c.inline {
             h.update(format!("inline\0{}\0{}\0", doc.name, doc.content).as_bytes());
@@ -1381,7 +1383,24 @@ impl<'a> Builder<'a> {
             .partition(|s| !(is_add && crate::is_remote(s)));
         for url in &remote {
             if crate::is_git(url) {
-                return Err(format!("{url}: git sources are not supported"));
+                // The key is the commit the ref names now: an unchanged
+                // remote hits, a new commit misses; nothing is cloned yet.
+                let src = git::GitSource::parse(url);
+                let commit = git::resolve(&src).map_err(|e| e.to_string())?;
+                h.update(
+                    format!(
+                        "git\0{}\0{commit}\0{:?}\0{}\0",
+                        src.url, src.subdir, c.keep_git_dir
+                    )
+                    .as_bytes(),
+                );
+                set.git.push(GitPending {
+                    src,
+                    commit,
+                    keep_git_dir: c.keep_git_dir,
+                    tree: None,
+                });
+                continue;
             }
             let body = fsops::http_get(url)?;
             let sum = berth_store::digest::sha256(&body);
@@ -1456,7 +1475,9 @@ impl<'a> Builder<'a> {
             }
         }
         if set.pending.is_none() {
-            set.single_file |= c.sources.len() + c.inline.len() == 1 && set.entries.is_empty();
+            set.single_file |= c.sources.len() + c.inline.len() == 1
+                && set.entries.is_empty()
+                && set.git.is_empty();
         }
         if c.chown.is_some() || c.chmod.is_some() {
             h.update(format!("{:?}{:?}", c.chown, c.chmod).as_bytes());
@@ -1487,6 +1508,17 @@ impl<'a> Builder<'a> {
     /// The files of sources whose digest came from the cache, for a step
     /// that missed after all.
     fn load(&self, set: &mut Sources<'a>) -> Result<(), String> {
+        for g in &mut set.git {
+            g.tree = Some(
+                git::checkout(
+                    &self.state_dir.join("tmp"),
+                    &g.src,
+                    &g.commit,
+                    g.keep_git_dir,
+                )
+                .map_err(|e| e.to_string())?,
+            );
+        }
         let Some(p) = set.pending.take() else {
             return Ok(());
         };
@@ -1574,6 +1606,43 @@ impl<'a> Builder<'a> {
                 owner,
             )
             .map_err(|e| format!("{}: {e}", into(name)))?;
+        }
+        for g in &srcs.git {
+            let Some(tree) = &g.tree else { continue };
+            let owner = chown.unwrap_or(Owner { uid: 0, gid: 0 });
+            let walked = walk_under(&tree.root, "").map_err(|e| e.to_string())?;
+            for e in &walked {
+                let target = format!("{}/{}", dest_abs.trim_end_matches('/'), e.path);
+                let src = tree.root.join(&e.path);
+                let item = match e.kind {
+                    EntryKind::Dir => Item::Dir,
+                    EntryKind::File => Item::File(&src),
+                    EntryKind::Symlink => {
+                        Item::Symlink(e.link_target.as_deref().unwrap_or_default())
+                    }
+                    EntryKind::Other => continue,
+                };
+                fsops::put(
+                    &root,
+                    &target,
+                    item,
+                    mode_of(e.mode, e.kind == EntryKind::Dir),
+                    owner,
+                )
+                .map_err(|er| format!("copying {}:{} to {target}: {er}", g.src.url, e.path))?;
+            }
+            fsops::mkdir_all(&root, &dest_abs, chown).map_err(|e| e.to_string())?;
+            // Checkout times would change every layer; the commit's time is
+            // what BuildKit's `mtime=commit` gives, and is reproducible.
+            // Deepest first, so writing a child leaves its directory's time.
+            for e in walked.iter().rev() {
+                if matches!(e.kind, EntryKind::Symlink | EntryKind::Other) {
+                    continue;
+                }
+                let target = format!("{}/{}", dest_abs.trim_end_matches('/'), e.path);
+                fsops::set_mtime(&root, &target, tree.time)
+                    .map_err(|er| format!("{target}: {er}"))?;
+            }
         }
         for ce in &srcs.entries {
             let e = &ce.entry;
@@ -1705,6 +1774,16 @@ struct Sources<'a> {
     _holder: Option<Scratch<'a>>,
     /// Entries still to read (see [`Builder::load`]).
     pending: Option<Pending>,
+    /// ADD git sources: resolved now, checked out by [`Builder::load`].
+    git: Vec<GitPending>,
+}
+
+/// One git source of an ADD.
+struct GitPending {
+    src: git::GitSource,
+    commit: String,
+    keep_git_dir: bool,
+    tree: Option<git::Checkout>,
 }
 
 impl Sources<'_> {
