@@ -112,6 +112,13 @@ impl Events {
         }
     }
 
+    /// A network event: `id` is the network's, `attrs` name it and the
+    /// container concerned.
+    pub fn network<const N: usize>(&self, id: &str, action: &str, attrs: [(&str, String); N]) {
+        let attrs = attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        self.publish("network", action, id, attrs);
+    }
+
     pub fn volume(&self, name: &str, action: &str, driver: &str) {
         let attrs = [("driver".to_string(), driver.to_string())].into();
         self.publish("volume", action, name, attrs);

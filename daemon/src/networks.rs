@@ -216,15 +216,13 @@ pub async fn post_create(
     };
     let d2 = d.clone();
     let n = blocking(move || d2.net.create_network(nreq).map_err(api_err)).await?;
-    d.events.publish(
-        "network",
-        "create",
+    d.events.network(
         &n.id,
+        "create",
         [
-            ("name".to_string(), n.name.clone()),
-            ("type".to_string(), n.driver.as_str().to_string()),
-        ]
-        .into(),
+            ("name", n.name.clone()),
+            ("type", n.driver.as_str().to_string()),
+        ],
     );
     Ok((
         StatusCode::CREATED,
@@ -239,12 +237,8 @@ pub async fn post_create(
 pub async fn delete(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Result<Response> {
     let d2 = d.clone();
     let n = blocking(move || d2.net.remove_network(&id).map_err(api_err)).await?;
-    d.events.publish(
-        "network",
-        "destroy",
-        &n.id,
-        [("name".to_string(), n.name.clone())].into(),
-    );
+    d.events
+        .network(&n.id, "destroy", [("name", n.name.clone())]);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -320,15 +314,10 @@ pub async fn post_connect(
     d.containers.update(&e, |r| {
         r.networks.insert(net.name.clone(), settings);
     })?;
-    d.events.publish(
-        "network",
-        "connect",
+    d.events.network(
         &net.id,
-        [
-            ("container".to_string(), rec.id.clone()),
-            ("name".to_string(), net.name.clone()),
-        ]
-        .into(),
+        "connect",
+        [("container", rec.id.clone()), ("name", net.name.clone())],
     );
     Ok(StatusCode::OK.into_response())
 }
@@ -363,15 +352,10 @@ pub async fn post_disconnect(
         r.networks.remove(&net.name);
         r.networks.remove(&net.id);
     })?;
-    d.events.publish(
-        "network",
-        "disconnect",
+    d.events.network(
         &net.id,
-        [
-            ("container".to_string(), rec.id.clone()),
-            ("name".to_string(), net.name.clone()),
-        ]
-        .into(),
+        "disconnect",
+        [("container", rec.id.clone()), ("name", net.name.clone())],
     );
     Ok(StatusCode::OK.into_response())
 }

@@ -422,6 +422,37 @@ fn user_networks_resolve_names_and_stay_apart() {
     d.docker_ok(&["network", "rm", "appnet"]);
     let pruned = d.docker_ok(&["network", "prune", "-f"]);
     assert!(pruned.contains("other"), "{pruned}");
+    // Each change was an event, as dockerd sends them.
+    let until = format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 1
+    );
+    let events = d.docker_ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "type=network",
+        "--filter",
+        "network=appnet",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    let actions: Vec<&str> = events.lines().collect();
+    for want in [
+        "create appnet",
+        "connect appnet",
+        "disconnect appnet",
+        "destroy appnet",
+    ] {
+        assert!(actions.contains(&want), "{want} missing: {events}");
+    }
 }
 
 #[test]
