@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -83,6 +83,28 @@ impl Db {
 
     /// Write `value` under `key`, replacing what was there.
     pub fn put<T: Serialize>(&self, table: Table, key: &str, value: &T) -> Result<(), DbError> {
+        self.write(table, key, value, Durability::Immediate)
+    }
+
+    /// Like [`Db::put`], but the write reaches the disk only with the next
+    /// durable one, and is lost if berthd dies first: for states that
+    /// restore can work out again, so they need not cost an fsync.
+    pub fn put_volatile<T: Serialize>(
+        &self,
+        table: Table,
+        key: &str,
+        value: &T,
+    ) -> Result<(), DbError> {
+        self.write(table, key, value, Durability::None)
+    }
+
+    fn write<T: Serialize>(
+        &self,
+        table: Table,
+        key: &str,
+        value: &T,
+        durability: Durability,
+    ) -> Result<(), DbError> {
         let raw = serde_json::to_vec(value).map_err(|source| DbError::Record {
             path: self.path.clone(),
             table: table.name(),
@@ -90,7 +112,8 @@ impl Db {
             source,
         })?;
         let t0 = std::time::Instant::now();
-        let tx = self.db.begin_write().map_err(self.err())?;
+        let mut tx = self.db.begin_write().map_err(self.err())?;
+        tx.set_durability(durability).map_err(self.err())?;
         {
             let mut t = tx.open_table(table.def()).map_err(self.err())?;
             t.insert(key, raw.as_slice()).map_err(self.err())?;
@@ -154,6 +177,34 @@ mod tests {
         assert_eq!(c, vec![("a".to_string(), serde_json::json!({"n": 1}))]);
         let v: Vec<(String, serde_json::Value)> = db.load_all(Table::Volumes).unwrap();
         assert_eq!(v.len(), 1);
+    }
+
+    #[test]
+    fn a_volatile_write_is_kept_by_the_next_durable_one_and_lost_without() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        {
+            let db = Db::open(&path).unwrap();
+            db.put_volatile(Table::Containers, "a", &serde_json::json!({"n": 1}))
+                .unwrap();
+            let seen: Vec<(String, serde_json::Value)> = db.load_all(Table::Containers).unwrap();
+            assert_eq!(seen.len(), 1, "a volatile write is visible at once");
+            db.put(Table::Containers, "b", &serde_json::json!({"n": 2}))
+                .unwrap();
+            db.put_volatile(Table::Containers, "c", &serde_json::json!({"n": 3}))
+                .unwrap();
+            // What a crash leaves is what the file holds now, without the
+            // clean shutdown that would flush "c".
+            std::fs::copy(&path, dir.path().join("crashed.redb")).unwrap();
+        }
+        let db = Db::open(&dir.path().join("crashed.redb")).unwrap();
+        let keys: Vec<String> = db
+            .load_all::<serde_json::Value>(Table::Containers)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(keys, ["a", "b"]);
     }
 
     #[test]

@@ -339,8 +339,16 @@ fn containers_outlive_a_berthd_crash() {
         "sleep",
         "100",
     ]);
+    // Started last: berthd records a start without waiting for the disk,
+    // so the crash loses it, and restore must find it from its shim.
+    d.docker_ok(&["run", "-d", "--name", "latest", "busybox", "sleep", "100"]);
+    let latest_pid = inspect(&d, "latest", "{{.State.Pid}}");
     let pid = inspect(&d, "ticker", "{{.State.Pid}}");
     let always_pid: i32 = inspect(&d, "always", "{{.State.Pid}}").parse().unwrap();
+    // Ends while berthd is down, or soon after: either way it goes.
+    d.docker_ok(&[
+        "run", "-d", "--rm", "--name", "gone", "busybox", "sleep", "0.5",
+    ]);
     d.crash();
     let before = std::fs::read_to_string(
         d.data_root
@@ -363,6 +371,10 @@ fn containers_outlive_a_berthd_crash() {
         inspect(&d, "ticker", "{{.State.Status}} {{.State.Pid}}"),
         format!("running {pid}")
     );
+    assert_eq!(
+        inspect(&d, "latest", "{{.State.Status}} {{.State.Pid}}"),
+        format!("running {latest_pid}")
+    );
     let logs = d.docker_ok(&["logs", "ticker"]);
     let n = logs.lines().count();
     assert!(
@@ -381,6 +393,13 @@ fn containers_outlive_a_berthd_crash() {
     // The restored container can still be stopped and waited for.
     d.docker_ok(&["stop", "-t", "0", "ticker"]);
     assert_eq!(inspect(&d, "ticker", "{{.State.Status}}"), "exited");
+    assert!(eventually(Duration::from_secs(10), || {
+        d.docker_ok(&["ps", "-aq", "--filter", "name=gone"])
+            .trim()
+            .is_empty()
+    }));
+    d.docker_ok(&["stop", "-t", "0", "latest"]);
+    assert_eq!(inspect(&d, "latest", "{{.State.Status}}"), "exited");
 }
 
 fn inspect_id(d: &Berthd, name: &str) -> String {

@@ -953,6 +953,18 @@ impl Inner {
     }
 
     fn release(&mut self, container: &str) -> Result<()> {
+        // A container with no network of netd's (none, host, container:,
+        // or released already) changes nothing, and an fsync of the state
+        // would cost every `run --rm` a disk flush.
+        if !self.state.sandboxes.contains_key(container)
+            && !self
+                .state
+                .endpoints
+                .iter()
+                .any(|e| e.container == container)
+        {
+            return Ok(());
+        }
         if self.release_quiet(container, false) {
             self.apply_firewall()?;
         }

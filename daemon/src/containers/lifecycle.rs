@@ -378,7 +378,7 @@ pub fn create(d: &Daemon, name: Option<&str>, req: ContainerCreateRequest) -> Re
             user: String::new(),
             ..config.clone()
         };
-        let empty = tempfile_dir()?;
+        let empty = empty_dir(d)?;
         let init = match host.init {
             Some(true) => Some(init_binary(d)?),
             _ => None,
@@ -387,7 +387,7 @@ pub fn create(d: &Daemon, name: Option<&str>, req: ContainerCreateRequest) -> Re
             id: &id,
             config: &dry,
             host: &host,
-            rootfs: empty.path(),
+            rootfs: &empty,
             mounts: &[],
             hostname_path: Path::new("/etc/hostname"),
             hosts_path: Path::new("/etc/hosts"),
@@ -493,11 +493,21 @@ pub fn create(d: &Daemon, name: Option<&str>, req: ContainerCreateRequest) -> Re
     Ok(rec)
 }
 
-fn tempfile_dir() -> Result<tempfile::TempDir> {
-    tempfile::Builder::new()
-        .prefix("berth-spec-")
-        .tempdir()
-        .map_err(|e| ApiError::Internal(format!("making a temporary directory: {e}")))
+/// An empty directory that stands in for a rootfs when a spec is built
+/// only to check a request. Made once: a temporary one per create cost
+/// an inode allocated and freed on the host's filesystem every time.
+fn empty_dir(d: &Daemon) -> Result<PathBuf> {
+    let dir = d.config.exec_root.join("empty");
+    match std::fs::read_dir(&dir).map(|mut entries| entries.next().is_none()) {
+        Ok(true) => return Ok(dir),
+        // Something was put in it.
+        Ok(false) => {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        Err(_) => {}
+    }
+    std::fs::create_dir_all(&dir).map_err(internal("creating", &dir))?;
+    Ok(dir)
 }
 
 /// The init `--init` runs: `--init-path`, else docker-init or Debian's
@@ -882,7 +892,9 @@ pub fn start(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<()> {
             return Err(err);
         }
     };
-    d.containers.update(e, |r| {
+    // Restore reads a start it finds no record of from the shim's files,
+    // so this need not wait for the disk.
+    d.containers.update_volatile(e, |r| {
         r.state = State {
             status: Status::Running,
             pid: init_pid as i64,
@@ -1024,8 +1036,15 @@ pub async fn remove(d: &Arc<Daemon>, e: &Arc<Entry>, force: bool, volumes: bool)
 /// Remove a container that is not running, and with `volumes` its
 /// anonymous volumes. The caller holds `e.op`.
 pub async fn remove_stopped(d: &Arc<Daemon>, e: &Arc<Entry>, volumes: bool) -> Result<()> {
-    d.containers
-        .update(e, |r| r.state.status = Status::Removing)?;
+    // Restore finishes a removal it finds `Removing`, and removes an
+    // exited auto-remove container anyway, so for those the state need
+    // not wait for the disk.
+    let set_removing = |r: &mut Record| r.state.status = Status::Removing;
+    if e.record().host_config.auto_remove {
+        d.containers.update_volatile(e, set_removing)?;
+    } else {
+        d.containers.update(e, set_removing)?;
+    }
     let d2 = d.clone();
     let id = e.id.clone();
     crate::images::blocking(move || {

@@ -41,6 +41,55 @@ pub async fn process_gone(pid: i32) {
     let _ = afd.readable().await;
 }
 
+/// What a container's shim directory says of a start its record may not
+/// show.
+enum Started {
+    /// Its shim runs.
+    Live {
+        shim: i32,
+        init: i64,
+        started_at: String,
+    },
+    /// It ran and left an exit record.
+    Ended,
+}
+
+fn started_unrecorded(d: &Daemon, id: &str) -> Option<Started> {
+    use berth_shim::files;
+    let dir = Paths::new(d, id).shim_dir();
+    let read_pid = |name: &str| -> Option<i32> {
+        std::fs::read_to_string(dir.join(name))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let shim = read_pid(files::SHIM_PID)?;
+    if is_shim(shim) && shim_of(shim, id) {
+        let init = read_pid(files::INIT_PID)?;
+        let started_at = std::fs::metadata(dir.join(files::INIT_PID))
+            .and_then(|m| m.modified())
+            .map(|t| humantime::format_rfc3339_nanos(t).to_string())
+            .unwrap_or_else(|_| super::record::now_rfc3339());
+        return Some(Started::Live {
+            shim,
+            init: init.into(),
+            started_at,
+        });
+    }
+    dir.join(files::EXIT).exists().then_some(Started::Ended)
+}
+
+/// Whether shim `pid` serves container `id`: a pid can be reused by
+/// another container's shim.
+fn shim_of(pid: i32, id: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+        let args: Vec<&[u8]> = c.split(|&b| b == 0).collect();
+        args.windows(2)
+            .any(|w| w[0] == b"--id" && w[1] == id.as_bytes())
+    })
+}
+
 /// Whether `pid` is a live berth-shim (not a reused pid).
 pub fn is_shim(pid: i32) -> bool {
     std::fs::read_link(format!("/proc/{pid}/exe"))
@@ -82,7 +131,12 @@ pub async fn ended(d: &Arc<Daemon>, e: &Arc<Entry>) {
             )
         }
     };
-    let r = d.containers.update_exit(e, |r| {
+    // An auto-remove container's exit is followed at once by its removal,
+    // whose durable write carries this one; if berthd dies in between,
+    // restore finds the record running with its shim gone, or exited, and
+    // removes it either way.
+    let durable = !e.record().host_config.auto_remove;
+    let r = d.containers.update_exit(e, durable, |r| {
         r.state.status = Status::Exited;
         r.state.exit_code = code;
         r.state.error = error;
@@ -105,7 +159,47 @@ pub async fn ended(d: &Arc<Daemon>, e: &Arc<Entry>) {
 /// restart policy keeps up.
 pub async fn restore(d: &Arc<Daemon>) {
     for e in d.containers.all() {
-        let rec = e.record();
+        let mut rec = e.record();
+        if !matches!(
+            rec.state.status,
+            Status::Running | Status::Paused | Status::Removing
+        ) {
+            // A start records `running` without waiting for the disk, so
+            // after a crash the record can be behind its shim.
+            match started_unrecorded(d, &rec.id) {
+                Some(Started::Live {
+                    shim,
+                    init,
+                    started_at,
+                }) => {
+                    tracing::info!(id = rec.id, shim, "live restore of an unrecorded start");
+                    let r = d.containers.update(&e, |r| {
+                        r.state = super::record::State {
+                            status: Status::Running,
+                            pid: init,
+                            started_at,
+                            shim_pid: Some(shim),
+                            ..super::record::State::default()
+                        };
+                        r.has_been_started = true;
+                        r.manually_stopped = false;
+                    });
+                    if let Err(err) = r {
+                        tracing::error!(id = rec.id, "recording the live restore: {err}");
+                    }
+                    rec = e.record();
+                }
+                Some(Started::Ended) if !rec.has_been_started => {
+                    let _ = d
+                        .containers
+                        .update_volatile(&e, |r| r.has_been_started = true);
+                    ended(d, &e).await;
+                    tokio::spawn(lifecycle::after_exit(d.clone(), e.clone()));
+                    continue;
+                }
+                _ => {}
+            }
+        }
         match rec.state.status {
             Status::Running | Status::Paused => match rec.state.shim_pid {
                 Some(pid) if is_shim(pid) => {
@@ -126,6 +220,16 @@ pub async fn restore(d: &Arc<Daemon>) {
                 let _op = e.op.lock().await;
                 if let Err(err) = lifecycle::remove_stopped(d, &e, false).await {
                     tracing::warn!(id = rec.id, "finishing removal: {err}");
+                }
+            }
+            Status::Exited | Status::Dead
+                if rec.host_config.auto_remove && rec.has_been_started =>
+            {
+                // As dockerd: an auto-remove container that ended while
+                // berthd was away, or whose removal berthd did not finish.
+                let _op = e.op.lock().await;
+                if let Err(err) = lifecycle::remove_stopped(d, &e, true).await {
+                    tracing::warn!(id = rec.id, "auto-remove: {err}");
                 }
             }
             Status::Exited | Status::Created | Status::Dead => {

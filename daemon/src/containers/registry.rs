@@ -173,13 +173,36 @@ impl Registry {
 
     /// Change the record, persist it, then tell the watchers.
     pub fn update<T>(&self, e: &Entry, f: impl FnOnce(&mut Record) -> T) -> Result<T, ApiError> {
+        self.change(e, true, f)
+    }
+
+    /// Like [`Registry::update`] without waiting for the disk: for changes
+    /// restore works out again if berthd dies before a durable write
+    /// carries them (see [`Db::put_volatile`]).
+    pub fn update_volatile<T>(
+        &self,
+        e: &Entry,
+        f: impl FnOnce(&mut Record) -> T,
+    ) -> Result<T, ApiError> {
+        self.change(e, false, f)
+    }
+
+    fn change<T>(
+        &self,
+        e: &Entry,
+        durable: bool,
+        f: impl FnOnce(&mut Record) -> T,
+    ) -> Result<T, ApiError> {
         let (out, status, code) = {
             let mut rec = e.rec.lock().expect("record lock");
             let mut next = rec.clone();
             let out = f(&mut next);
-            self.db
-                .put(Table::Containers, &next.id, &next)
-                .map_err(db_err)?;
+            if durable {
+                self.db.put(Table::Containers, &next.id, &next)
+            } else {
+                self.db.put_volatile(Table::Containers, &next.id, &next)
+            }
+            .map_err(db_err)?;
             *rec = next;
             (out, rec.state.status, rec.state.exit_code)
         };
@@ -192,8 +215,13 @@ impl Registry {
 
     /// Record an exit: like [`Registry::update`], and it counts for
     /// `wait?condition=next-exit`.
-    pub fn update_exit(&self, e: &Entry, f: impl FnOnce(&mut Record)) -> Result<(), ApiError> {
-        self.update(e, f)?;
+    pub fn update_exit(
+        &self,
+        e: &Entry,
+        durable: bool,
+        f: impl FnOnce(&mut Record),
+    ) -> Result<(), ApiError> {
+        self.change(e, durable, f)?;
         e.progress.send_modify(|p| p.exits += 1);
         Ok(())
     }
@@ -275,7 +303,7 @@ mod tests {
             let r = Registry::load(Arc::new(Db::open(&path).unwrap())).unwrap();
             let e = r.insert(rec("abc", "web")).unwrap();
             let mut w = e.watch();
-            r.update_exit(&e, |x| {
+            r.update_exit(&e, true, |x| {
                 x.state.status = Status::Exited;
                 x.state.exit_code = 3;
             })

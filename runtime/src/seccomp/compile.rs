@@ -10,8 +10,8 @@
 //! block:     LD nr
 //!            [x86_64 only] JGE 0x40000000, 0, 1 ; JA x32 block | RET KILL_PROCESS
 //!            conditional chains  (syscalls with argument rules)
-//!            unconditional groups (syscalls whose only rule has no args)
-//!            RET default
+//!            search tree  (every other syscall: JGE over runs of numbers
+//!                          that share an action, RET per run)
 //! ```
 //!
 //! # Why per-rule actions are safe with seccompiler's rule encoding
@@ -41,10 +41,10 @@
 //! seccompiler spends five instructions on an argument-less syscall
 //! (`JEQ; JA 1; JA 2; RET; RET`), which puts podman's profile over the
 //! kernel's 4096 instruction limit once three x86 ABIs are listed. Those
-//! syscalls need no rule BPF, so we emit them in our own compact form: up
-//! to 256 `JEQ nr` that share one `RET` (a JEQ's jump offset is a u8).
-//! Distinct syscall numbers are disjoint, so the order of chains and groups
-//! does not change what any syscall gets.
+//! syscalls need no rule BPF, so we emit them in our own compact form: a
+//! binary search over the runs of consecutive numbers that share an
+//! action. Every chain ends in a RET, so the numbers that have one never
+//! reach the tree and may join any run.
 
 use std::collections::HashMap;
 
@@ -351,8 +351,10 @@ fn block(abi: Abi, slots: &[Slot], entries: &[Entry], default: u32) -> Result<Ve
         out.push(ret(RET_KILL_PROCESS));
     }
 
-    // (action, syscall numbers) for syscalls with no conditional rule.
-    let mut groups: Vec<(u32, Vec<u32>)> = Vec::new();
+    // Syscall numbers with no conditional rule and a non-default action,
+    // and those whose chain (emitted below) always returns, so the search
+    // tree may give them anything.
+    let mut assigned: Vec<(u32, Option<u32>)> = Vec::new();
     for slot in slots {
         let fallthrough = slot.terminal.unwrap_or(default);
         // A trailing rule whose action is what the chain falls through to
@@ -365,13 +367,11 @@ fn block(abi: Abi, slots: &[Slot], entries: &[Entry], default: u32) -> Result<Ve
         }
         if rules.is_empty() {
             if fallthrough != default {
-                match groups.iter_mut().find(|(a, _)| *a == fallthrough) {
-                    Some((_, nrs)) => nrs.push(slot.nr),
-                    None => groups.push((fallthrough, vec![slot.nr])),
-                }
+                assigned.push((slot.nr, Some(fallthrough)));
             }
             continue;
         }
+        assigned.push((slot.nr, None));
 
         // seccompiler's chain layout; see the module comment.
         out.push(jump(BPF_JMP | BPF_JEQ | BPF_K, slot.nr, 0, 1));
@@ -389,22 +389,61 @@ fn block(abi: Abi, slots: &[Slot], entries: &[Entry], default: u32) -> Result<Ve
         }
         out.push(ret(fallthrough));
     }
+    assigned.sort_unstable();
+    search_tree(&segments(&assigned, default), &mut out);
+    Ok(out)
+}
 
-    for (action, nrs) in &groups {
-        for chunk in nrs.chunks(usize::from(u8::MAX) + 1) {
-            let n = chunk.len();
-            for (i, &nr) in chunk.iter().enumerate() {
-                // Every JEQ jumps to the RET after the last one; the last
-                // JEQ's false branch skips that RET.
-                let jt = (n - 1 - i) as u8;
-                let jf = u8::from(i == n - 1);
-                out.push(jump(BPF_JMP | BPF_JEQ | BPF_K, nr, jt, jf));
-            }
-            out.push(ret(*action));
+/// The syscall number space cut into runs that share an action: each
+/// `(start, action)` holds up to the next start. `None` marks a number the
+/// tree never sees, which joins whichever run it falls in.
+fn segments(assigned: &[(u32, Option<u32>)], default: u32) -> Vec<(u32, u32)> {
+    fn begin(segs: &mut Vec<(u32, u32)>, start: u32, action: u32) {
+        if segs.last().is_some_and(|&(s, _)| s == start) {
+            segs.pop();
+        }
+        if segs.last().is_none_or(|&(_, a)| a != action) {
+            segs.push((start, action));
         }
     }
-    out.push(ret(default));
-    Ok(out)
+    let mut segs = vec![(0, default)];
+    let mut next = 0u32;
+    for &(nr, action) in assigned {
+        if nr > next {
+            begin(&mut segs, next, default);
+        }
+        if let Some(action) = action {
+            begin(&mut segs, nr, action);
+        }
+        next = nr.saturating_add(1);
+    }
+    begin(&mut segs, next, default);
+    segs
+}
+
+/// A balanced tree of `JGE` over the runs' starts with a `RET` per run, so
+/// any syscall is decided in about log2(runs) jumps. A linear list of
+/// `JEQ` made every syscall the filter allows walk hundreds of
+/// instructions, and the kernel walks them once per syscall number when it
+/// installs the filter (its action cache), which made the install cost a
+/// millisecond or more of every container start.
+fn search_tree(segs: &[(u32, u32)], out: &mut Vec<sock_filter>) {
+    if let [(_, action)] = segs {
+        out.push(ret(*action));
+        return;
+    }
+    let mid = segs.len() / 2;
+    let mut below = Vec::new();
+    search_tree(&segs[..mid], &mut below);
+    match u8::try_from(below.len()) {
+        Ok(skip) => out.push(jump(BPF_JMP | BPF_JGE | BPF_K, segs[mid].0, skip, 0)),
+        Err(_) => {
+            out.push(jump(BPF_JMP | BPF_JGE | BPF_K, segs[mid].0, 0, 1));
+            out.push(jump(BPF_JMP | BPF_JA, below.len() as u32, 0, 0));
+        }
+    }
+    out.extend(below);
+    search_tree(&segs[mid..], out);
 }
 
 /// Puts the arch dispatch in front of the blocks and resolves the long

@@ -1137,3 +1137,40 @@ fn timings() {
         median(|| drop(super::compile(&raw).unwrap()), n),
     );
 }
+
+/// What installing podman's profile costs the kernel; run with
+/// `cargo test --release -p berth-runtime --lib seccomp::tests::install_timing -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing report, not a check"]
+fn install_timing() {
+    let f = build(&podman_profile_for_amd64());
+    let mut times = Vec::new();
+    for _ in 0..51 {
+        let (mut r, mut w) = std::io::pipe().unwrap();
+        match unsafe { libc::fork() } {
+            0 => {
+                unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+                let t = std::time::Instant::now();
+                super::install::install(&f).unwrap();
+                let ns = t.elapsed().as_nanos() as u64;
+                use std::io::Write;
+                let _ = w.write_all(&ns.to_ne_bytes());
+                unsafe { libc::_exit(0) };
+            }
+            pid => {
+                drop(w);
+                let mut b = [0u8; 8];
+                use std::io::Read;
+                r.read_exact(&mut b).unwrap();
+                unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+                times.push(u64::from_ne_bytes(b));
+            }
+        }
+    }
+    times.sort();
+    eprintln!(
+        "podman (amd64, 3 ABIs): {} insns; install median {} us",
+        f.program.len(),
+        times[times.len() / 2] / 1000
+    );
+}
