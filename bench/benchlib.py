@@ -8,13 +8,14 @@ DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 class Dockerd:
     """dockerd with everything of its own under `base`."""
 
-    def __init__(self, base, networking=False):
+    def __init__(self, base, networking=False, exec_root=None):
         """networking: dockerd's default bridge (docker0), iptables and its
         userland proxy, as installed; only ever inside a network namespace
-        the caller made. Otherwise no bridge, no iptables, no forwarding."""
+        the caller made. Otherwise no bridge, no iptables, no forwarding.
+        exec_root: where its runtime state goes (default: under base)."""
         self.base = base
         self.data = os.path.join(base, "data")
-        self.exec_root = os.path.join(base, "exec")
+        self.exec_root = exec_root or os.path.join(base, "exec")
         self.sock = os.path.join(base, "docker.sock")
         self.pidfile = os.path.join(base, "docker.pid")
         for d in (base, self.data, self.exec_root):

@@ -39,6 +39,8 @@ const DRAIN: Duration = Duration::from_secs(2);
 /// How long attach clients get to take the last output once the exit is
 /// recorded.
 const LINGER: Duration = Duration::from_secs(5);
+/// How long the shim must have nothing to do before it sheds memory.
+const SHED_AFTER_MS: u8 = 50;
 /// Client input waiting for the process to read it; beyond this the
 /// shim stops reading from stdin clients.
 const STDIN_MAX: usize = 64 * 1024;
@@ -81,7 +83,8 @@ pub fn run(cfg: &Config, mut report: Reporter) -> Result<Option<ExitRecord>> {
     };
     report.started();
     drop(report);
-    crate::memory::shed();
+    let mut shim = shim;
+    shim.shed_pending = true;
     shim.serve()
 }
 
@@ -158,6 +161,10 @@ struct Shim<'a> {
     /// When the end was recorded: attach clients get their last output
     /// from here on, for up to [`LINGER`].
     finished: Option<Instant>,
+    /// Memory to give back once nothing waits on the shim (see
+    /// [`crate::memory::shed`]): reading its smaps costs a client that
+    /// waits for a reply a millisecond.
+    shed_pending: bool,
 }
 
 impl Drop for Shim<'_> {
@@ -200,6 +207,7 @@ impl<'a> Shim<'a> {
             size: None,
             log,
             log_failed: false,
+            shed_pending: false,
             deleted: false,
             finished: None,
         })
@@ -281,7 +289,7 @@ impl<'a> Shim<'a> {
         self.phase = Phase::Running(pid);
         tracing::info!(id = cfg.id, pid = pid.as_raw(), "process started");
         if cfg.no_start {
-            crate::memory::shed();
+            self.shed_pending = true;
         }
         Ok(pid)
     }
@@ -364,6 +372,9 @@ impl<'a> Shim<'a> {
                 break;
             }
             let ready = self.wait()?;
+            if ready.is_empty() && std::mem::take(&mut self.shed_pending) {
+                crate::memory::shed();
+            }
             for (slot, _) in &ready {
                 match *slot {
                     Slot::Signal => {
@@ -429,7 +440,9 @@ impl<'a> Shim<'a> {
             slots.push(Slot::Conn(i));
             fds.push(PollFd::new(c.sock.as_fd(), ev));
         }
-        let timeout = if matches!(self.phase, Phase::Exited(..)) || self.finished.is_some() {
+        let timeout = if self.shed_pending {
+            PollTimeout::from(SHED_AFTER_MS)
+        } else if matches!(self.phase, Phase::Exited(..)) || self.finished.is_some() {
             PollTimeout::from(100u8)
         } else {
             PollTimeout::NONE

@@ -68,6 +68,12 @@ impl Entry {
         rx
     }
 
+    pub fn has_pending_attaches(&self) -> bool {
+        let mut p = self.pending.lock().expect("pending lock");
+        p.retain(|(_, tx)| !tx.is_closed());
+        !p.is_empty()
+    }
+
     pub fn take_pending_attaches(&self) -> Vec<PendingAttach> {
         std::mem::take(&mut *self.pending.lock().expect("pending lock"))
     }

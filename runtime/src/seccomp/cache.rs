@@ -13,8 +13,9 @@ use tracing::debug;
 
 use super::{CompiledFilter, Result, SeccompError, bpf, compile};
 
-/// Bumped when the file format changes without a crate version bump.
-const FORMAT: &str = "berth-seccomp-cache-1";
+/// Bumped when the file format or the compiled program changes without a
+/// crate version bump.
+const FORMAT: &str = "berth-seccomp-cache-2";
 
 pub(crate) fn compile_cached(profile: &LinuxSeccomp, cache_dir: &Path) -> Result<CompiledFilter> {
     let path = cache_dir.join(format!("{}.json", key(profile)?));
