@@ -419,6 +419,8 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
         .collect();
     tokio::task::block_in_place(|| daemon.net.restore(&live))?;
     crate::containers::monitor::restore(&daemon).await;
+    let sweeper = daemon.clone();
+    tokio::task::spawn_blocking(move || crate::containers::lifecycle::sweep_discarded(&sweeper));
     let mut listeners = Vec::new();
     for h in &hosts {
         listeners.push((h.clone(), bind(h)?));

@@ -300,6 +300,7 @@ impl Snapshots {
         let mut out = Vec::new();
         for e in std::fs::read_dir(&dir).map_err(io_err(&dir))?.flatten() {
             if let Some(id) = e.file_name().to_str()
+                && !id.starts_with(DISCARDED)
                 && let Ok(m) = self.container(id)
             {
                 out.push(m);
@@ -361,6 +362,32 @@ impl Snapshots {
         remove_tree(&dir)
     }
 
+    /// Take container `id`'s snapshot out of the store at once, by a
+    /// rename: the caller deletes the returned directory when it suits
+    /// it, and [`Snapshots::sweep_discarded`] whatever a crash left.
+    pub fn discard_container(&self, id: &str) -> Result<Option<PathBuf>> {
+        let dir = self.container_dir(id);
+        let to = self
+            .root
+            .join("containers")
+            .join(format!("{DISCARDED}{id}"));
+        match std::fs::rename(&dir, &to) {
+            Ok(()) => Ok(Some(to)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(_) => remove_tree(&dir).map(|()| None),
+        }
+    }
+
+    /// Delete the snapshots [`Snapshots::discard_container`] left.
+    pub fn sweep_discarded(&self) {
+        let dir = self.root.join("containers");
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with(DISCARDED) {
+                let _ = remove_tree(&e.path());
+            }
+        }
+    }
+
     /// Bytes a directory tree holds on disk (du -s semantics, hardlinks
     /// counted once).
     pub fn disk_usage(dir: &Path) -> u64 {
@@ -392,6 +419,9 @@ impl Snapshots {
             .unwrap_or(0)
     }
 }
+
+/// The name prefix of a discarded container snapshot awaiting deletion.
+pub const DISCARDED: &str = ".discarded-";
 
 /// An unpack in progress; `commit` makes it a layer, dropping discards it.
 pub struct LayerTxn<'a> {
@@ -763,5 +793,27 @@ pub fn unmount(target: &Path) -> Result<()> {
             target: target.into(),
             reason: format!("unmounting: {e}"),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_discarded_container_leaves_the_store_at_once_and_is_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Snapshots::open(dir.path(), Driver::Copy).unwrap();
+        s.create_container("keep", None).unwrap();
+        s.create_container("gone", None).unwrap();
+        let moved = s.discard_container("gone").unwrap().expect("renamed");
+        assert!(moved.exists());
+        let ids: Vec<String> = s.containers().unwrap().into_iter().map(|m| m.id).collect();
+        assert_eq!(ids, ["keep"]);
+        assert!(s.container("gone").is_err());
+        assert!(s.discard_container("gone").unwrap().is_none());
+        s.sweep_discarded();
+        assert!(!moved.exists());
+        assert!(s.container("keep").is_ok());
     }
 }

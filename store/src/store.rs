@@ -663,6 +663,16 @@ impl Store {
         Ok(self.snapshots.remove_container(id)?)
     }
 
+    /// See [`crate::snapshot::Snapshots::discard_container`].
+    pub fn discard_container(&self, id: &str) -> Result<Option<std::path::PathBuf>> {
+        Ok(self.snapshots.discard_container(id)?)
+    }
+
+    /// See [`crate::snapshot::Snapshots::sweep_discarded`].
+    pub fn sweep_discarded_containers(&self) {
+        self.snapshots.sweep_discarded()
+    }
+
     /// The changes container `id` made, as a new layer blob in the store.
     pub fn commit_container_layer(
         &self,

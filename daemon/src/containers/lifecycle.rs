@@ -493,6 +493,43 @@ pub fn create(d: &Daemon, name: Option<&str>, req: ContainerCreateRequest) -> Re
     Ok(rec)
 }
 
+/// The name prefix of a removed container's directory awaiting deletion.
+const DISCARDED: &str = ".discarded-";
+
+/// Rename a removed container's directory out of the way, for deletion
+/// off the request's path; [`sweep_discarded`] finds what a crash left.
+fn discard(dir: &Path) -> Result<Option<PathBuf>> {
+    let Some(name) = dir.file_name() else {
+        return Ok(None);
+    };
+    let to = dir.with_file_name(format!("{DISCARDED}{}", name.to_string_lossy()));
+    match std::fs::rename(dir, &to) {
+        Ok(()) => Ok(Some(to)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(_) => match std::fs::remove_dir_all(dir) {
+            Ok(()) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(internal("removing", dir)(e)),
+        },
+    }
+}
+
+/// At start: delete the directories of containers removed before a crash
+/// could delete them.
+pub fn sweep_discarded(d: &Daemon) {
+    d.store.sweep_discarded_containers();
+    for parent in [
+        d.config.exec_root.join("c"),
+        d.config.data_root.join("containers"),
+    ] {
+        for e in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with(DISCARDED) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
 /// An empty directory that stands in for a rootfs when a spec is built
 /// only to check a request. Made once: a temporary one per create cost
 /// an inode allocated and freed on the host's filesystem every time.
@@ -1075,27 +1112,37 @@ pub async fn remove_stopped(d: &Arc<Daemon>, e: &Arc<Entry>, volumes: bool) -> R
     }
     let d2 = d.clone();
     let id = e.id.clone();
-    crate::images::blocking(move || {
+    let discarded = crate::images::blocking(move || {
         let paths = Paths::new(&d2, &id);
         unmount(&paths.rootfs());
         unmount(&paths.shm());
         crate::networks::release(&d2, &id);
         let _ = runtime(&d2).delete(&id, true);
-        d2.store.remove_container(&id).map_err(ApiError::Store)?;
+        let mut discarded: Vec<PathBuf> = d2
+            .store
+            .discard_container(&id)
+            .map_err(ApiError::Store)?
+            .into_iter()
+            .collect();
         for dir in [&paths.run, &paths.data] {
-            if let Err(e) = std::fs::remove_dir_all(dir)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                return Err(internal("removing", dir)(e));
-            }
+            discarded.extend(discard(dir)?);
         }
-        Ok(())
+        Ok(discarded)
     })
     .await?;
     let rec = e.record();
     d.containers.remove(e)?;
     tracing::debug!(id = e.id, "removed");
     d.events.container(&rec, "destroy");
+    // The files go after the record: a `wait --condition removed` (every
+    // `docker run --rm`) need not wait for a few dozen unlinks.
+    tokio::task::spawn_blocking(move || {
+        for dir in discarded {
+            if let Err(err) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!("removing {}: {err}", dir.display());
+            }
+        }
+    });
     if volumes {
         for m in rec.mounts.iter().filter(|m| m.kind == "volume") {
             let anonymous = d.volumes.get(&m.name).is_ok_and(|v| v.anonymous);
