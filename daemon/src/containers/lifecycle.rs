@@ -493,6 +493,15 @@ pub fn create(d: &Daemon, name: Option<&str>, req: ContainerCreateRequest) -> Re
     Ok(rec)
 }
 
+/// A pid the shim left in `dir` (`shim.pid`, `init.pid`).
+pub(super) fn read_pid(dir: &Path, name: &str) -> Option<i32> {
+    std::fs::read_to_string(dir.join(name))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// The name prefix of a removed container's directory awaiting deletion.
 const DISCARDED: &str = ".discarded-";
 
@@ -873,11 +882,7 @@ pub fn start(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<()> {
             let msg = msg.trim().trim_start_matches("berth-shim: ");
             return Err(ApiError::Start(msg.to_string()));
         }
-        let shim_pid: Option<i32> =
-            std::fs::read_to_string(shim_dir.join(berth_shim::files::SHIM_PID))
-                .ok()
-                .and_then(|p| p.trim().parse().ok());
-        let Some(shim_pid) = shim_pid else {
+        let Some(shim_pid) = read_pid(&shim_dir, berth_shim::files::SHIM_PID) else {
             return Err(ApiError::Internal(format!(
                 "berth-shim for {} left no pid file in {}",
                 rec.id,
@@ -893,11 +898,7 @@ pub fn start(d: &Arc<Daemon>, e: &Arc<Entry>) -> Result<()> {
                     let _ = tx.send(stream);
                 }
             }
-            let init_pid: Option<i32> =
-                std::fs::read_to_string(shim_dir.join(berth_shim::files::INIT_PID))
-                    .ok()
-                    .and_then(|p| p.trim().parse().ok());
-            return match init_pid {
+            return match read_pid(&shim_dir, berth_shim::files::INIT_PID) {
                 Some(pid) => Ok((shim_pid, pid)),
                 None => Err(ApiError::Internal(format!(
                     "berth-shim for {} left no init pid in {}",

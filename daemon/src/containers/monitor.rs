@@ -57,16 +57,9 @@ enum Started {
 fn started_unrecorded(d: &Daemon, id: &str) -> Option<Started> {
     use berth_shim::files;
     let dir = Paths::new(d, id).shim_dir();
-    let read_pid = |name: &str| -> Option<i32> {
-        std::fs::read_to_string(dir.join(name))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    };
-    let shim = read_pid(files::SHIM_PID)?;
+    let shim = lifecycle::read_pid(&dir, files::SHIM_PID)?;
     if is_shim(shim) && shim_of(shim, id) {
-        let init = read_pid(files::INIT_PID)?;
+        let init = lifecycle::read_pid(&dir, files::INIT_PID)?;
         let started_at = std::fs::metadata(dir.join(files::INIT_PID))
             .and_then(|m| m.modified())
             .map(|t| humantime::format_rfc3339_nanos(t).to_string())
