@@ -1345,7 +1345,12 @@ fn leftovers(d: &Daemon) -> (Vec<String>, String) {
         if let Ok(rd) = std::fs::read_dir(root.join(sub)) {
             let mut names: Vec<String> = rd
                 .flatten()
-                .map(|e| format!("{sub}/{}", e.file_name().to_string_lossy()))
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                // An image's init layer (its containers' mount points) is
+                // made from its layers the first time one of its containers
+                // is mounted, and goes with them: derived, not state.
+                .filter(|n| !n.ends_with("-init"))
+                .map(|n| format!("{sub}/{n}"))
                 .collect();
             names.sort();
             v.extend(names);

@@ -419,6 +419,12 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
         .collect();
     tokio::task::block_in_place(|| daemon.net.restore(&live))?;
     crate::containers::monitor::restore(&daemon).await;
+    // The host's cgroup mounts are learned again once per daemon start.
+    let _ = std::fs::remove_file(
+        crate::containers::lifecycle::runtime(&daemon)
+            .root
+            .join(berth_runtime::container::CGROUP_MOUNTS_CACHE),
+    );
     let sweeper = daemon.clone();
     tokio::task::spawn_blocking(move || crate::containers::lifecycle::sweep_discarded(&sweeper));
     let mut listeners = Vec::new();

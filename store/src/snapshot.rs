@@ -11,6 +11,8 @@
 //!                         overlay mount options short)
 //!   layers/<n>.json       chain id, parent chain id, diff id
 //!   by-chain/<hex>        symlink to layers/<n>: the lookup by chain id
+//!   layers/<n>-init       the init layer of the image whose top is layer n
+//!                         (see `init`)
 //!   containers/<id>/      upper/ and work/ (overlay) or rootfs/ (copy)
 //!   tmp/                  layers being unpacked
 
@@ -25,6 +27,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
 use crate::layer::WhiteoutMode;
+
+mod init;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -191,12 +195,7 @@ impl Snapshots {
     /// Start unpacking a layer on top of `parent`: an empty directory for
     /// overlay, a copy of the parent's tree for the copying driver.
     pub fn begin_layer(&self, parent: Option<&Digest>) -> Result<LayerTxn<'_>> {
-        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let tmp = self.root.join("tmp").join(format!(
-            "{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
+        let tmp = self.tmp_path();
         match (self.driver, parent) {
             (Driver::Copy, Some(p)) => {
                 let from = self
@@ -220,6 +219,43 @@ impl Snapshots {
         })
     }
 
+    /// A fresh name under tmp/, which `open` empties.
+    fn tmp_path(&self) -> PathBuf {
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        self.root.join("tmp").join(format!(
+            "{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ))
+    }
+
+    /// The init layer of the image whose layers are `lowers` (top first):
+    /// made the first time one of its containers is mounted, then shared.
+    fn init_dir(&self, lowers: &[PathBuf]) -> Result<PathBuf> {
+        let dir = init_path(&lowers[0]);
+        if dir.is_dir() {
+            return Ok(dir);
+        }
+        let tmp = self.tmp_path();
+        std::fs::create_dir(&tmp).map_err(io_err(&tmp))?;
+        if let Err(e) = init::build(lowers, &tmp) {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(io_err(&tmp)(e));
+        }
+        match std::fs::rename(&tmp, &dir) {
+            Ok(()) => Ok(dir),
+            // Another start made it meanwhile.
+            Err(_) if dir.is_dir() => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                Ok(dir)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                Err(io_err(&dir)(e))
+            }
+        }
+    }
+
     /// Remove an unpacked layer (garbage collection). Its children must be
     /// gone first.
     pub fn remove_layer(&self, chain: &Digest) -> Result<()> {
@@ -230,6 +266,7 @@ impl Snapshots {
         let link = self.link(chain);
         std::fs::remove_file(&link).map_err(io_err(&link))?;
         let _ = std::fs::remove_file(dir.with_extension("json"));
+        remove_tree(&init_path(&dir))?;
         remove_tree(&dir)
     }
 
@@ -334,13 +371,18 @@ impl Snapshots {
         match meta.driver {
             Driver::Copy => bind(&dir.join("rootfs"), target),
             Driver::Overlay => {
-                let lowers = match &meta.parent {
+                let mut lowers = match &meta.parent {
                     Some(p) => self.chain_dirs(p)?,
                     None => Vec::new(),
                 };
                 if lowers.is_empty() {
                     // overlayfs needs a lower layer; an empty image is just its upper.
                     return bind(&dir.join("upper"), target);
+                }
+                match self.init_dir(&lowers) {
+                    Ok(init) => lowers.insert(0, init),
+                    // The runtime makes the mount points in the upper then.
+                    Err(e) => tracing::warn!("container {id}: no init layer: {e}"),
                 }
                 let work = dir.join("work");
                 // A volatile mount leaves this mark; overlayfs refuses the
@@ -544,6 +586,12 @@ impl Snapshots {
             done: false,
         })
     }
+}
+
+/// Where the init layer above layer directory `layer` lives.
+fn init_path(layer: &Path) -> PathBuf {
+    let n = layer.file_name().expect("numbered").to_string_lossy();
+    layer.with_file_name(format!("{n}-init"))
 }
 
 fn next_number(layers: &Path) -> Result<u64> {

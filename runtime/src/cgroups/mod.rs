@@ -192,6 +192,17 @@ impl AnyManager {
     /// (runc's cgroupfs driver does the same). Without one, the container
     /// gets `/<id>`.
     pub fn new(kind: ManagerKind, cgroups_path: Option<&Path>, id: &str) -> Result<Self> {
+        Self::with_cache(kind, cgroups_path, id, None)
+    }
+
+    /// As [`AnyManager::new`], with the host's cgroup mounts kept in
+    /// `cache` between runs (see [`mountinfo::read_cached`]).
+    pub fn with_cache(
+        kind: ManagerKind,
+        cgroups_path: Option<&Path>,
+        id: &str,
+        cache: Option<&Path>,
+    ) -> Result<Self> {
         if kind == ManagerKind::None {
             return Ok(AnyManager::None);
         }
@@ -200,7 +211,10 @@ impl AnyManager {
             None => PathBuf::from("/").join(id),
         };
         // One mountinfo parse serves both the detection and the manager.
-        let mounts = mountinfo::read()?;
+        let mounts = match cache {
+            Some(c) => mountinfo::read_cached(c)?,
+            None => mountinfo::read()?,
+        };
         match setup_from_mounts(&mounts)? {
             CgroupSetup::Unified => {
                 let root = mounts

@@ -150,6 +150,54 @@ pub fn read() -> Result<Vec<CgroupMountInfo>> {
     Ok(parse(&text))
 }
 
+/// As [`read`], through `cache`: a file keeping the cgroup lines of
+/// mountinfo between runs. With many containers running, mountinfo is
+/// long (each has an overlay mount with long options) and the kernel
+/// formats all of it for every read, for the dozen lines this needs.
+/// The cached lines are used while they still describe the host: each
+/// mount point still holds a cgroup filesystem and /proc/self/cgroup
+/// names as many v1 hierarchies; otherwise mountinfo is read again.
+pub fn read_cached(cache: &Path) -> Result<Vec<CgroupMountInfo>> {
+    if let Ok(text) = std::fs::read_to_string(cache) {
+        let mounts = parse(&text);
+        if !mounts.is_empty() && still_mounted(&mounts) {
+            return Ok(mounts);
+        }
+    }
+    let text = std::fs::read_to_string(MOUNTINFO).map_err(|source| CgroupError::Read {
+        path: MOUNTINFO.into(),
+        source,
+    })?;
+    let lines: String = text
+        .lines()
+        .filter(|l| parse_line(l).is_some())
+        .flat_map(|l| [l, "\n"])
+        .collect();
+    // Best effort, atomic: a reader sees the old lines or the new ones.
+    let tmp = cache.with_extension(format!("tmp-{}", std::process::id()));
+    if std::fs::write(&tmp, &lines).is_ok() && std::fs::rename(&tmp, cache).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    Ok(parse(&text))
+}
+
+fn still_mounted(mounts: &[CgroupMountInfo]) -> bool {
+    const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
+    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+    let mounted = mounts.iter().all(|m| {
+        let want = if m.v2 {
+            CGROUP2_SUPER_MAGIC
+        } else {
+            CGROUP_SUPER_MAGIC
+        };
+        nix::sys::statfs::statfs(&m.mount_point).is_ok_and(|s| s.filesystem_type().0 == want)
+    });
+    let v1 = mounts.iter().filter(|m| !m.v2).count();
+    mounted
+        && read_proc_self_cgroup()
+            .is_ok_and(|c| c.iter().filter(|c| c.hierarchy_id != 0).count() == v1)
+}
+
 /// Order-insensitive comparison of subsystem lists.
 pub fn same_subsystems(a: &[String], b: &[String]) -> bool {
     a.len() == b.len() && a.iter().all(|x| b.contains(x))
@@ -298,5 +346,28 @@ mod tests {
         let b = vec!["cpuacct".to_owned(), "cpu".to_owned()];
         assert!(same_subsystems(&a, &b));
         assert!(!same_subsystems(&a, &b[..1]));
+    }
+
+    #[test]
+    fn the_cache_keeps_the_cgroup_lines_while_they_hold() {
+        let t = tempfile::tempdir().unwrap();
+        let cache = t.path().join("cgroup-mounts");
+        let fresh = read().unwrap();
+        assert!(!fresh.is_empty(), "this host mounts cgroups");
+        assert_eq!(read_cached(&cache).unwrap(), fresh);
+        let kept = std::fs::read_to_string(&cache).unwrap();
+        assert_eq!(
+            kept.lines().count(),
+            kept.lines().filter(|l| parse_line(l).is_some()).count()
+        );
+        assert_eq!(parse(&kept), fresh, "only cgroup lines, all of them");
+        assert_eq!(read_cached(&cache).unwrap(), fresh, "served from the cache");
+        // A cached mount point that no longer holds a cgroup filesystem:
+        // mountinfo is read again and the cache rewritten.
+        let stale = kept.replacen(" /sys/fs/cgroup", &format!(" {}", t.path().display()), 1);
+        assert_ne!(stale, kept);
+        std::fs::write(&cache, &stale).unwrap();
+        assert_eq!(read_cached(&cache).unwrap(), fresh);
+        assert_eq!(std::fs::read_to_string(&cache).unwrap(), kept);
     }
 }

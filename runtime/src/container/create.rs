@@ -9,7 +9,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use oci_spec::runtime::{Linux, LinuxDeviceCgroup, LinuxResources};
 
-use super::{Console, CreateOptions, Runtime, Started};
+use super::{CGROUP_MOUNTS_CACHE, Console, CreateOptions, Runtime, Started};
 use crate::cgroups::{self, AnyManager, CgroupManager};
 use crate::config::Bundle;
 use crate::error::{Error, Result, io, sys};
@@ -238,8 +238,12 @@ impl Runtime {
             }
         };
 
-        let mut manager =
-            AnyManager::new(self.cgroup_manager, linux.cgroups_path().as_deref(), id)?;
+        let mut manager = AnyManager::with_cache(
+            self.cgroup_manager,
+            linux.cgroups_path().as_deref(),
+            id,
+            Some(&self.root.join(CGROUP_MOUNTS_CACHE)),
+        )?;
         let resources = cgroup_resources(linux);
         let created = manager.create(resources.as_ref());
         undo.manager = Some(manager);

@@ -48,6 +48,12 @@ pub struct Started {
     pub console: Option<OwnedFd>,
 }
 
+/// The file under the runtime root that keeps the host's cgroup mounts
+/// between runs (see [`crate::cgroups::mountinfo::read_cached`]); whoever
+/// owns the root removes it when the host may have changed, at boot or
+/// daemon start.
+pub const CGROUP_MOUNTS_CACHE: &str = ".cgroup-mounts";
+
 #[derive(Debug, Clone)]
 pub struct Runtime {
     pub root: PathBuf,

@@ -182,7 +182,12 @@ pub fn prepare(sys: &dyn Syscall, cfg: &RootfsConfig<'_>) -> Result<()> {
     // asks for shared propagation.
     sys.mount(None, Path::new("/"), None, propagation, None)
         .map_err(root_err("setting / propagation"))?;
-    if let Some((mp, true)) = mount_point_of(cfg.rootfs) {
+    // A recursive slave or private leaves no mount shared; only shared
+    // propagation asked for by the config needs the (long, with many
+    // containers running) mountinfo read.
+    if propagation.contains(MsFlags::MS_SHARED)
+        && let Some((mp, true)) = mount_point_of(cfg.rootfs)
+    {
         sys.mount(None, &mp, None, MsFlags::MS_PRIVATE, None)
             .map_err(root_err("making the rootfs parent mount private"))?;
     }

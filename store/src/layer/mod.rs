@@ -10,7 +10,7 @@ use crate::digest::Digest;
 mod apply;
 mod create;
 mod pgzip;
-mod sys;
+pub(crate) mod sys;
 mod tarfmt;
 mod tarread;
 
