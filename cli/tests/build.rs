@@ -6,6 +6,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use support::{Daemon, require_docker, require_shim};
 
@@ -1335,6 +1336,18 @@ fn copy_and_add_options() {
 /// snapshots, blobs, images, mounts.
 fn leftovers(d: &Daemon) -> (Vec<String>, String) {
     let root = d.data_root.join("image");
+    // A removed container's snapshot is renamed aside and deleted after the
+    // reply, so wait for those deletions rather than count them as state.
+    let containers = root.join("snapshots/containers");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline
+        && std::fs::read_dir(&containers).is_ok_and(|rd| {
+            rd.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with(".discarded-"))
+        })
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let mut v = Vec::new();
     for sub in [
         "snapshots/containers",
